@@ -1,0 +1,93 @@
+# k2s-dns: the single entry point. `make help` lists the targets.
+include versions.env
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export K2S_CACHE ?= $(HOME)/.cache/k2s-dns
+export PATH := $(CURDIR)/bin:$(CURDIR)/.venv/bin:$(PATH)
+VENV := .venv/.installed
+PY := .venv/bin/python
+CLUSTER_NAME ?= k2s-dns
+# build: make every image here from pinned sources (air-gapped);
+# pull: use the upstream images (a machine with internet and Docker).
+IMAGE_SOURCE ?= build
+KEEP_CLUSTER ?=
+PYTEST_ARGS ?=
+BENCH_SCALE ?= full
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV): pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q -e '.[test,bench]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV) ## Python virtualenv with the test dependencies
+
+bin/helm: versions.env
+	tools/install.sh helm
+
+bin/kind: versions.env
+	tools/install.sh kind
+
+bin/kubectl: versions.env
+	tools/install.sh kubectl
+
+.PHONY: tools
+tools: ## Pinned helm, kind and kubectl into ./bin (built from Go modules)
+	tools/install.sh helm kind kubectl
+
+.PHONY: lint
+lint: $(VENV) bin/helm ## ruff, helm lint --strict, README values table up to date
+	ruff check src tests tools $(wildcard bench)
+	ruff format --check src tests tools $(wildcard bench)
+	helm lint --strict charts/k2s-dns
+	$(PY) tools/values_table.py --check README.md
+
+.PHONY: docs
+docs: $(VENV) ## Regenerate README's values table from values.yaml
+	$(PY) tools/values_table.py --write README.md
+
+.PHONY: test
+test: lint ## Unit tier: chart rendering, schema, Corefile patcher (no cluster)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: images
+images: $(VENV) ## Build (air-gapped) or pull every image the cluster and the chart need
+ifeq ($(IMAGE_SOURCE),build)
+	images/engine/docker.sh up
+	images/node/build.sh
+	images/external-dns/build.sh
+	images/hook/build.sh
+else
+	docker pull registry.k8s.io/external-dns/external-dns:$(EXTERNAL_DNS_VERSION)
+	docker pull registry.k8s.io/etcd:$(ETCD_IMAGE_TAG)
+	docker build -f images/hook/Dockerfile -t $$($(PY) tools/chart_image.py coredns.patch.image) .
+endif
+
+.PHONY: cluster
+cluster: $(VENV) bin/kind bin/kubectl images ## Start the kind test cluster and load the chart images
+	tests/cluster/up.sh $(CLUSTER_NAME)
+
+.PHONY: cluster-down
+cluster-down: ## Delete the kind cluster and stop the container engine this project started
+	tests/cluster/down.sh $(CLUSTER_NAME)
+
+.PHONY: e2e
+e2e: $(VENV) bin/helm bin/kubectl ## End-to-end suite on kind (or on $$KUBECONFIG if set)
+	tests/cluster/e2e.sh $(CLUSTER_NAME) $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: $(VENV) bin/helm bin/kubectl ## Benchmarks: table + plots under bench/results (BENCH_SCALE=small|full)
+	$(PY) -m bench --scale $(BENCH_SCALE)
+
+.PHONY: clean
+clean: ## Remove local build outputs (not the shared cache in $$K2S_CACHE)
+	rm -rf .venv bin .pytest_cache .ruff_cache build *.egg-info src/*.egg-info
+	find . -name __pycache__ -prune -exec rm -rf {} +

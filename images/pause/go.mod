@@ -1,0 +1,3 @@
+module k2s-dns.local/images/pause
+
+go 1.24

@@ -1,0 +1,112 @@
+"""Pure edits of the CoreDNS Deployment: etcd client-certificate mounts and host aliases.
+
+Everything added carries a `k2s-dns-` name or is listed in an annotation, so
+remove_etcd_client() takes away exactly what add_etcd_client() put there.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+
+CLIENT_VOLUME = "k2s-dns-etcd-client"
+CA_VOLUME = "k2s-dns-etcd-ca"
+CERT_DIR = "/etc/k2s-dns/etcd-client"
+CA_DIR = "/etc/k2s-dns/etcd-ca"
+MANAGED_ANNOTATION = "k2s-dns.io/managed"
+COREFILE_ANNOTATION = "k2s-dns.io/corefile-sha256"
+
+
+@dataclass(frozen=True)
+class EtcdClientMount:
+    client_secret: str
+    ca_secret: str
+    container: str = "coredns"
+    host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
+
+    @property
+    def tls_files(self) -> tuple[str, str, str]:
+        return f"{CERT_DIR}/tls.crt", f"{CERT_DIR}/tls.key", f"{CA_DIR}/ca.crt"
+
+
+def _container(pod_spec: dict, name: str) -> dict:
+    containers = pod_spec.get("containers", [])
+    for container in containers:
+        if container.get("name") == name:
+            return container
+    if len(containers) == 1:
+        return containers[0]
+    raise ValueError(f"CoreDNS Deployment has no container named {name!r}")
+
+
+def add_etcd_client(deploy: dict, mount: EtcdClientMount) -> dict:
+    """A copy of deploy with the Secret volumes, their mounts and host aliases in place."""
+    deploy = _without_mounts(deploy)
+    pod = deploy["spec"]["template"]["spec"]
+    pod.setdefault("volumes", []).extend(
+        [
+            {"name": CLIENT_VOLUME, "secret": {"secretName": mount.client_secret, "defaultMode": 0o444}},
+            {"name": CA_VOLUME, "secret": {"secretName": mount.ca_secret, "defaultMode": 0o444}},
+        ]
+    )
+    _container(pod, mount.container).setdefault("volumeMounts", []).extend(
+        [
+            {"name": CLIENT_VOLUME, "mountPath": CERT_DIR, "readOnly": True},
+            {"name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": True},
+        ]
+    )
+    managed: dict = {"container": mount.container}
+    if mount.host_aliases:
+        aliases = [{"ip": ip, "hostnames": list(names)} for ip, names in mount.host_aliases]
+        pod.setdefault("hostAliases", []).extend(aliases)
+        managed["hostAliases"] = aliases
+    deploy["metadata"].setdefault("annotations", {})[MANAGED_ANNOTATION] = json.dumps(managed, sort_keys=True)
+    return deploy
+
+
+def remove_etcd_client(deploy: dict) -> dict:
+    """A copy of deploy without anything add_etcd_client() or set_corefile_hash() added."""
+    deploy = _without_mounts(deploy)
+    template = deploy["spec"]["template"]
+    pod_annotations = template.get("metadata", {}).get("annotations")
+    if pod_annotations is not None:
+        pod_annotations.pop(COREFILE_ANNOTATION, None)
+        if not pod_annotations:
+            del template["metadata"]["annotations"]
+    return deploy
+
+
+def _without_mounts(deploy: dict) -> dict:
+    deploy = copy.deepcopy(deploy)
+    annotations = deploy["metadata"].get("annotations") or {}
+    managed = json.loads(annotations.pop(MANAGED_ANNOTATION, "{}"))
+    if not annotations and "annotations" in deploy["metadata"]:
+        del deploy["metadata"]["annotations"]
+    pod = deploy["spec"]["template"]["spec"]
+    ours = {CLIENT_VOLUME, CA_VOLUME}
+    _filter(pod, "volumes", lambda v: v.get("name") not in ours)
+    for container in pod.get("containers", []):
+        _filter(container, "volumeMounts", lambda m: m.get("name") not in ours)
+    added = managed.get("hostAliases", [])
+    _filter(pod, "hostAliases", lambda a: a not in added)
+    return deploy
+
+
+def _filter(obj: dict, key: str, keep) -> None:
+    if key in obj:
+        obj[key] = [item for item in obj[key] if keep(item)]
+        if not obj[key]:
+            del obj[key]
+
+
+def set_corefile_hash(deploy: dict, digest: str) -> dict:
+    """A copy whose pod template carries the Corefile digest, so a change rolls the pods."""
+    deploy = copy.deepcopy(deploy)
+    template = deploy["spec"]["template"]
+    template.setdefault("metadata", {}).setdefault("annotations", {})[COREFILE_ANNOTATION] = digest
+    return deploy
+
+
+def same_spec(a: dict, b: dict) -> bool:
+    return a.get("spec") == b.get("spec") and a["metadata"].get("annotations") == b["metadata"].get("annotations")

@@ -1,0 +1,285 @@
+"""What the chart renders for a matrix of values."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import kubernetes_validate
+import pytest
+
+from .conftest import KUBE_VERSION, find, pod_specs
+
+MATRIX = {
+    "defaults": {},
+    "external-etcd": {
+        "etcd": {
+            "mode": "external",
+            "external": {
+                "endpoints": ["https://10.0.0.5:2379", "https://10.0.0.6:2379"],
+                "caSecret": "my-etcd-ca",
+                "clientSecret": "my-etcd-client",
+            },
+        }
+    },
+    "http-only": {"etcd": {"tls": False}},
+    "three-members": {"etcd": {"bundled": {"replicas": 3, "persistence": {"enabled": True, "storageClass": "fast"}}}},
+    "registry-override": {
+        "global": {"imageRegistry": "registry.local:5000", "imagePullSecrets": [{"name": "regcred"}]}
+    },
+    "service-source": {"externalDNS": {"sources": ["ingress", "service"], "txtOwnerId": "k2s", "events": False}},
+    "no-patch": {"coredns": {"patch": {"enabled": False}}, "networkPolicy": {"enabled": False}},
+}
+
+
+@pytest.fixture(params=sorted(MATRIX), ids=str)
+def rendered(request, render) -> tuple[str, list[dict]]:
+    return request.param, render(MATRIX[request.param])
+
+
+def by_kind(objects: list[dict]) -> dict[str, list[str]]:
+    kinds: dict[str, list[str]] = {}
+    for obj in objects:
+        kinds.setdefault(obj["kind"], []).append(obj["metadata"]["name"])
+    return kinds
+
+
+def test_default_render_has_every_part(render):
+    objects = render()
+    kinds = by_kind(objects)
+    assert kinds["StatefulSet"] == ["k2s-dns-etcd"]
+    assert sorted(kinds["Service"]) == ["k2s-dns-etcd", "k2s-dns-etcd-headless"]
+    assert kinds["Deployment"] == ["k2s-dns-external-dns"]
+    assert sorted(kinds["Job"]) == ["k2s-dns-coredns-patch-apply", "k2s-dns-coredns-patch-remove"]
+    assert kinds["NetworkPolicy"] == ["k2s-dns-etcd"]
+    assert kinds["PodDisruptionBudget"] == ["k2s-dns-etcd"]
+    assert kinds["Pod"] == ["k2s-dns-test"] and kinds["Ingress"] == ["k2s-dns-test"]
+    assert len(kinds["Secret"]) == 5
+
+
+@pytest.mark.parametrize("case", sorted(MATRIX))
+def test_every_object_is_valid_kubernetes_1_34(case, render):
+    for obj in render(MATRIX[case]):
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+
+
+def test_every_object_has_standard_labels(rendered):
+    _, objects = rendered
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        for key in (
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/managed-by",
+            "app.kubernetes.io/version",
+            "helm.sh/chart",
+        ):
+            assert key in labels, f"{obj['kind']}/{obj['metadata']['name']} lacks label {key}"
+
+
+def test_every_pod_meets_restricted_pod_security(rendered):
+    _, objects = rendered
+    for name, spec in pod_specs(objects):
+        pod_sc = spec["securityContext"]
+        assert pod_sc["runAsNonRoot"] is True, name
+        assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert container["resources"]["requests"], name
+            assert container["resources"]["limits"]["memory"], name
+        assert not spec.get("hostNetwork") and not spec.get("hostPID"), name
+
+
+def test_only_pods_that_call_the_api_get_a_token(render):
+    objects = render()
+    for name, spec in pod_specs(objects):
+        wants_token = "external-dns" in name or "coredns-patch" in name
+        assert spec.get("automountServiceAccountToken") is wants_token, name
+
+
+def test_images_are_pinned_and_overridable(rendered):
+    case, objects = rendered
+    for name, spec in pod_specs(objects):
+        for container in spec["containers"]:
+            image = container["image"]
+            assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), image
+            if case == "registry-override":
+                assert image.startswith("registry.local:5000/"), image
+                assert spec["imagePullSecrets"] == [{"name": "regcred"}], name
+
+
+def test_default_upstream_images(render):
+    images = {c["image"] for _, spec in pod_specs(render()) for c in spec["containers"]}
+    assert "registry.k8s.io/external-dns/external-dns:v0.22.0" in images
+    assert "registry.k8s.io/etcd:3.6.5-0" in images
+
+
+def args_of(objects: list[dict], kind: str, name: str) -> list[str]:
+    return find(objects, kind, name)["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def env_of(objects: list[dict], name: str) -> dict[str, str]:
+    container = find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_external_dns_defaults(render):
+    objects = render()
+    args = args_of(objects, "Deployment", "k2s-dns-external-dns")
+    for expected in (
+        "--source=ingress",
+        "--provider=coredns",
+        "--registry=txt",
+        "--txt-owner-id=k2s-dns",
+        "--policy=sync",
+        "--events",
+        "--domain-filter=cluster.local",
+        "--coredns-prefix=/skydns/",
+    ):
+        assert expected in args
+    env = env_of(objects, "k2s-dns-external-dns")
+    assert env["ETCD_URLS"] == "https://k2s-dns-etcd.k2s-dns.svc.cluster.local:2379"
+    assert env["ETCD_CERT_FILE"].endswith("tls.crt") and env["ETCD_KEY_FILE"].endswith("tls.key")
+    assert env["ETCD_CA_FILE"].endswith("ca.crt")
+
+
+def test_external_dns_rbac_is_read_only(rendered):
+    case, objects = rendered
+    role = find(objects, "ClusterRole", "k2s-dns-external-dns")
+    for rule in role["rules"]:
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}
+    resources = {r for rule in role["rules"] for r in rule["resources"]}
+    expected = {"ingresses"} | ({"services", "pods", "nodes", "endpointslices"} if case == "service-source" else set())
+    assert resources == expected
+
+
+def test_hook_rbac_is_limited_to_the_coredns_objects(render):
+    objects = render()
+    role = find(objects, "Role", "k2s-dns-coredns-patch")
+    assert role["metadata"]["namespace"] == "kube-system"
+    for rule in role["rules"]:
+        assert rule["resourceNames"] in (["coredns"],)
+        assert set(rule["verbs"]) == {"get", "update"}
+    binding = find(objects, "RoleBinding", "k2s-dns-coredns-patch")
+    assert binding["subjects"][0]["namespace"] == "k2s-dns"
+
+
+def test_hook_jobs_and_their_arguments(render):
+    objects = render()
+    apply = find(objects, "Job", "k2s-dns-coredns-patch-apply")
+    remove = find(objects, "Job", "k2s-dns-coredns-patch-remove")
+    assert apply["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    assert remove["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    container = apply["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python3", "-m", "k2s_dns.hook", "apply"]
+    args = container["args"]
+    assert "--endpoint=https://k2s-dns-etcd.k2s-dns.svc.cluster.local:2379" in args
+    assert "--tls" in args and "--zone=cluster.local" in args and "--server-block=.:53" in args
+    assert "--host-alias=k2s-dns-etcd.k2s-dns.svc.cluster.local=k2s-dns/k2s-dns-etcd" in args
+
+
+def test_bundled_etcd_uses_tls_and_client_certificates(render):
+    args = find(render(), "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--client-cert-auth=true" in args and "--peer-client-cert-auth=true" in args
+    assert "--listen-client-urls=https://0.0.0.0:2379" in args
+
+
+def test_http_only_when_asked(render):
+    objects = render(MATRIX["http-only"])
+    args = find(objects, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--listen-client-urls=http://0.0.0.0:2379" in args
+    assert not any(a.startswith("--client-cert-auth") for a in args)
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    assert "ETCD_CERT_FILE" not in env_of(objects, "k2s-dns-external-dns")
+    job_args = args_of(objects, "Job", "k2s-dns-coredns-patch-apply")
+    assert "--no-tls" in job_args
+
+
+def test_three_members_form_one_cluster(render):
+    sts = find(render(MATRIX["three-members"]), "StatefulSet")
+    assert sts["spec"]["replicas"] == 3
+    args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
+    initial = next(a for a in args if a.startswith("--initial-cluster="))
+    members = initial.split("=", 1)[1].split(",")
+    assert [m.split("=")[0] for m in members] == ["k2s-dns-etcd-0", "k2s-dns-etcd-1", "k2s-dns-etcd-2"]
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
+
+
+def test_external_etcd_uses_the_given_urls_and_secrets(render):
+    objects = render(MATRIX["external-etcd"])
+    assert not [o for o in objects if o["kind"] == "StatefulSet"]
+    env = env_of(objects, "k2s-dns-external-dns")
+    assert env["ETCD_URLS"] == "https://10.0.0.5:2379,https://10.0.0.6:2379"
+    volumes = find(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {v["secret"]["secretName"] for v in volumes} == {"my-etcd-ca", "my-etcd-client"}
+    job_args = args_of(objects, "Job", "k2s-dns-coredns-patch-apply")
+    assert "--endpoint=https://10.0.0.5:2379" in job_args and "--endpoint=https://10.0.0.6:2379" in job_args
+    assert not any(a.startswith("--host-alias") for a in job_args)
+
+
+def decode(secret: dict, key: str) -> str:
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def test_certificates_share_one_ca_and_no_ca_key_is_stored(render):
+    objects = render()
+    secrets = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in objects if s["kind"] == "Secret"}
+    assert set(secrets) == {
+        ("k2s-dns", "k2s-dns-etcd-ca"),
+        ("k2s-dns", "k2s-dns-etcd-server"),
+        ("k2s-dns", "k2s-dns-external-dns-etcd-client"),
+        ("kube-system", "etcd-client-for-core-dns"),
+        ("kube-system", "etcd-ca"),
+    }
+    cas = {decode(s, "ca.crt") for s in secrets.values() if "ca.crt" in s["data"]}
+    assert len(cas) == 1
+    for secret in secrets.values():
+        for key, value in secret["data"].items():
+            assert key != "ca.key"
+            assert "PRIVATE KEY" not in base64.b64decode(value).decode() or key == "tls.key"
+
+
+def test_network_policy_admits_only_clients_and_peers(render):
+    policy = find(render(), "NetworkPolicy")
+    client_rule, peer_rule = policy["spec"]["ingress"]
+    assert [p["port"] for p in client_rule["ports"]] == [2379]
+    sources = client_rule["from"]
+    assert sources[0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "external-dns"
+    assert sources[1]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
+    assert sources[1]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    assert [p["port"] for p in peer_rule["ports"]] == [2380, 2381]
+
+
+def test_helm_test_publishes_and_resolves_a_name(render):
+    objects = render()
+    ingress = find(objects, "Ingress", "k2s-dns-test")
+    assert ingress["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert ingress["spec"]["rules"][0]["host"] == "k2s-dns-helm-test.cluster.local"
+    pod = find(objects, "Pod", "k2s-dns-test")
+    command = pod["spec"]["containers"][0]["command"]
+    assert command[:3] == ["python3", "-m", "k2s_dns.dnscheck"]
+    assert command[3:5] == ["k2s-dns-helm-test.cluster.local", "192.0.2.10"]
+
+
+def test_no_patch_renders_no_hook(render):
+    objects = render(MATRIX["no-patch"])
+    assert not [o for o in objects if o["kind"] == "Job"]
+    assert not [o for o in objects if o["kind"] == "NetworkPolicy"]
+
+
+def test_rendering_is_deterministic_apart_from_certificates(render):
+    def strip(objects):
+        out = []
+        for obj in objects:
+            if obj["kind"] == "Secret":
+                continue
+            annotations = obj.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
+            annotations.pop("checksum/certificates", None)
+            out.append(obj)
+        return json.dumps(out, sort_keys=True)
+
+    assert strip(render()) == strip(render())
