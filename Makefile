@@ -80,7 +80,7 @@ cluster-down: ## Delete the kind cluster and stop the container engine this proj
 	tests/cluster/down.sh $(CLUSTER_NAME)
 
 .PHONY: e2e
-e2e: $(VENV) bin/helm bin/kubectl ## End-to-end suite on kind (or on $$KUBECONFIG if set)
+e2e: $(VENV) bin/helm bin/kubectl bin/kind ## End-to-end suite on kind (or on $$KUBECONFIG if set)
 	tests/cluster/e2e.sh $(CLUSTER_NAME) $(PYTEST_ARGS)
 
 .PHONY: bench

@@ -1,0 +1,262 @@
+"""Fixtures for the e2e suite: a real cluster from $KUBECONFIG, the chart installed on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import CHART
+
+from .helpers import (
+    NAMESPACE,
+    RELEASE,
+    Resolver,
+    ServiceProbe,
+    free_port,
+    helm,
+    kubectl,
+    kubectl_json,
+    wait_for,
+)
+
+CLIENT_NAMESPACE = "k2s-dns-e2e"
+HOOK_IMAGE = os.environ.get("E2E_HOOK_IMAGE", "")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _kubeconfig() -> None:
+    if not os.environ.get("KUBECONFIG"):
+        pytest.exit("the e2e suite needs KUBECONFIG (make e2e sets it up)", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def resolver() -> Iterator[Resolver]:
+    """CoreDNS as seen from the test process: a NodePort mapped to loopback on kind, else a port-forward."""
+    nodeport = os.environ.get("E2E_DNS_NODEPORT")
+    if nodeport:
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "k2s-dns-e2e-dns", "namespace": "kube-system"},
+            "spec": {
+                "type": "NodePort",
+                "selector": {"k8s-app": "kube-dns"},
+                "ports": [
+                    {"name": "dns", "port": 53, "targetPort": 53, "protocol": "UDP", "nodePort": int(nodeport)},
+                    {"name": "dns-tcp", "port": 53, "targetPort": 53, "protocol": "TCP", "nodePort": int(nodeport)},
+                ],
+            },
+        }
+        kubectl("apply", "-f", "-", stdin=json.dumps(service))
+        resolver = Resolver("127.0.0.1", int(os.environ.get("E2E_DNS_PORT", nodeport)))
+        wait_for(lambda: resolver.query("kubernetes.default.svc.cluster.local").records, 60, "CoreDNS on the NodePort")
+        yield resolver
+        kubectl("-n", "kube-system", "delete", "service", "k2s-dns-e2e-dns", "--ignore-not-found")
+        return
+    port = free_port()
+    forward = subprocess.Popen(
+        ["kubectl", "-n", "kube-system", "port-forward", "svc/kube-dns", f"{port}:53"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    resolver = Resolver("127.0.0.1", port, tcp=True)
+    try:
+        wait_for(lambda: resolver.query("kubernetes.default.svc.cluster.local").records, 60, "CoreDNS port-forward")
+        yield resolver
+    finally:
+        forward.terminate()
+        forward.wait(10)
+
+
+@pytest.fixture(scope="session")
+def kubernetes_ip() -> str:
+    return kubectl_json("-n", "default", "get", "service", "kubernetes")["spec"]["clusterIP"]
+
+
+@pytest.fixture(scope="session")
+def service_probe(resolver: Resolver, kubernetes_ip: str) -> Iterator[ServiceProbe]:
+    """Resolves kubernetes.default.svc.cluster.local throughout the whole session."""
+    probe = ServiceProbe(resolver, "kubernetes.default.svc.cluster.local", kubernetes_ip).start()
+    yield probe
+    probe.stop()
+
+
+def coredns_state() -> dict[str, Any]:
+    cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
+    deploy = kubectl_json("-n", "kube-system", "get", "deployment", "coredns")
+    return {
+        "Corefile": cm["data"]["Corefile"],
+        "cm_annotations": cm["metadata"].get("annotations", {}),
+        "spec": deploy["spec"],
+    }
+
+
+def install(*extra: str) -> None:
+    helm(
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "8m",
+        *extra,
+    )
+
+
+def installed() -> bool:
+    return helm("status", RELEASE, "-n", NAMESPACE, check=False).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def coredns_before() -> dict[str, Any]:
+    """CoreDNS's ConfigMap and Deployment as they were before k2s-dns was installed."""
+    if installed():
+        helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
+    return coredns_state()
+
+
+@pytest.fixture(scope="session")
+def release(coredns_before: dict[str, Any], service_probe: ServiceProbe) -> Iterator[str]:
+    start = time.time()
+    install()
+    assert service_probe.failures_since(start) == [], "Service names failed to resolve during install"
+    yield RELEASE
+    if installed():
+        helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
+    kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true")
+
+
+@pytest.fixture(scope="session")
+def hook_image() -> str:
+    from tools.chart_image import image_ref
+
+    return HOOK_IMAGE or image_ref("coredns.patch.image")
+
+
+@pytest.fixture(scope="session")
+def client_pod(hook_image: str) -> Iterator[str]:
+    """A pod whose resolver is the cluster's (glibc, search path from its resolv.conf)."""
+    kubectl("create", "namespace", CLIENT_NAMESPACE)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "client", "namespace": CLIENT_NAMESPACE},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "client",
+                    "image": hook_image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sleep", "infinity"],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    kubectl("-n", CLIENT_NAMESPACE, "wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
+    yield "client"
+    kubectl("delete", "namespace", CLIENT_NAMESPACE, "--ignore-not-found", "--wait=true")
+
+
+def pod_lookup(name: str) -> set[str]:
+    """Addresses `name` resolves to inside the client pod (getaddrinfo, so the search path applies)."""
+    out = kubectl("-n", CLIENT_NAMESPACE, "exec", "client", "--", "getent", "ahosts", name, check=False)
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, release: str) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (its Ingresses with it)."""
+    name = f"e2e-{request.node.name.removeprefix('test_')[:30].replace('_', '-')}-{uuid.uuid4().hex[:5]}".lower()
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false")
+
+
+class Ingresses:
+    """Creates Ingresses and sets their status the way an ingress controller would."""
+
+    def __init__(self, namespace: str):
+        self.namespace = namespace
+
+    def apply(
+        self, name: str, hosts: list[str], addresses: list[str] | None = None, annotations: dict[str, str] | None = None
+    ) -> None:
+        ingress = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations or {}},
+            "spec": {
+                "rules": [
+                    {
+                        "host": host,
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {"service": {"name": "backend", "port": {"number": 80}}},
+                                }
+                            ]
+                        },
+                    }
+                    for host in hosts
+                ]
+            },
+        }
+        kubectl("apply", "-f", "-", stdin=json.dumps(ingress))
+        if addresses is not None:
+            self.set_addresses(name, addresses)
+
+    def set_addresses(self, name: str, addresses: list[str]) -> None:
+        status = {"status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in addresses]}}}
+        kubectl(
+            "-n",
+            self.namespace,
+            "patch",
+            "ingress",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps(status),
+        )
+
+    def delete(self, name: str) -> None:
+        kubectl("-n", self.namespace, "delete", "ingress", name, "--wait=true")
+
+
+@pytest.fixture
+def ingresses(namespace: str) -> Ingresses:
+    return Ingresses(namespace)
+
+
+def etcdctl(*args: str) -> str:
+    """etcdctl inside the bundled etcd pod, authenticated with the server certificate."""
+    tls = ["--cacert=/etc/etcd/tls/ca.crt", "--cert=/etc/etcd/tls/tls.crt", "--key=/etc/etcd/tls/tls.key"]
+    return kubectl(
+        "-n", NAMESPACE, "exec", f"{RELEASE}-etcd-0", "--", "etcdctl", "--endpoints=https://127.0.0.1:2379", *tls, *args
+    )

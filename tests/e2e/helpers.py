@@ -1,0 +1,157 @@
+"""Helpers for the e2e suite: DNS queries, polling with a deadline, kubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+
+NAMESPACE = os.environ.get("E2E_RELEASE_NAMESPACE", "k2s-dns")
+RELEASE = "k2s-dns"
+ZONE = "cluster.local"
+
+
+def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
+    result = subprocess.run(["kubectl", *args], input=stdin, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def kubectl_json(*args: str) -> Any:
+    return json.loads(kubectl(*args, "-o", "json"))
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["helm", *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass(frozen=True)
+class Answer:
+    rcode: str
+    records: frozenset[str]
+
+    def __str__(self) -> str:
+        return f"{self.rcode} {sorted(self.records)}"
+
+
+@dataclass
+class Resolver:
+    """Asks CoreDNS directly (never the machine's resolver): UDP, or TCP through a port-forward."""
+
+    host: str
+    port: int
+    tcp: bool = False
+
+    def query(self, name: str, rdtype: str = "A", timeout: float = 2.0) -> Answer:
+        message = dns.message.make_query(name, rdtype)
+        try:
+            if self.tcp:
+                response = dns.query.tcp(message, self.host, port=self.port, timeout=timeout)
+            else:
+                response = dns.query.udp(message, self.host, port=self.port, timeout=timeout)
+        except (dns.exception.Timeout, OSError) as err:
+            return Answer(f"ERROR({type(err).__name__})", frozenset())
+        records = frozenset(
+            item.to_text()
+            for rrset in response.answer
+            if rrset.rdtype == dns.rdatatype.from_text(rdtype)
+            for item in rrset
+        )
+        return Answer(dns.rcode.to_text(response.rcode()), records)
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float, what: str, context: Callable[[], str] | None = None, interval: float = 0.2
+) -> Any:
+    """Poll check() until it returns something truthy; fail with what was expected and what was seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    detail = context() if context else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last result: {last!r}\n{detail}")
+
+
+def resolves_to(resolver: Resolver, name: str, expected: set[str], rdtype: str = "A") -> Callable[[], Answer | None]:
+    def check() -> Answer | None:
+        answer = resolver.query(name, rdtype)
+        return answer if answer.rcode == "NOERROR" and set(answer.records) == expected else None
+
+    return check
+
+
+def is_nxdomain(resolver: Resolver, name: str) -> Callable[[], bool]:
+    return lambda: resolver.query(name).rcode == "NXDOMAIN"
+
+
+def diagnostics() -> str:
+    """Logs that explain a DNS failure: ExternalDNS, CoreDNS and the Corefile."""
+    parts = []
+    for args in (
+        ("-n", NAMESPACE, "logs", f"deploy/{RELEASE}-external-dns", "--tail=30"),
+        ("-n", "kube-system", "logs", "deploy/coredns", "--tail=20"),
+        ("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}"),
+    ):
+        parts.append(f"--- kubectl {' '.join(args)}\n{kubectl(*args, check=False)}")
+    return "\n".join(parts)
+
+
+@dataclass
+class ServiceProbe:
+    """Resolves a Service name every `interval` s in the background and keeps every failure.
+
+    A failure is a query that fails twice in a row (a real stub resolver retries once too).
+    """
+
+    resolver: Resolver
+    name: str
+    expected: str
+    interval: float = 0.25
+    failures: list[tuple[float, str]] = field(default_factory=list)
+    count: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> ServiceProbe:
+        threading.Thread(target=self._run, daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            first = self.resolver.query(self.name, timeout=1.0)
+            if self.expected not in first.records:
+                second = self.resolver.query(self.name, timeout=1.0)
+                if self.expected not in second.records:
+                    self.failures.append((time.time(), f"{first} / {second}"))
+            self.count += 1
+            time.sleep(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def failures_since(self, start: float) -> list[tuple[float, str]]:
+        return [f for f in self.failures if f[0] >= start]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

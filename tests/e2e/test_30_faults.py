@@ -1,0 +1,62 @@
+"""Faults: Service names keep resolving throughout; ingress names come back; nothing is lost for good."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .helpers import NAMESPACE, RELEASE, diagnostics, kubectl, resolves_to, wait_for
+
+RECOVERY = 240  # ExternalDNS crash-loops (with back-off) while etcd is away
+
+
+@pytest.fixture
+def published(ingresses, resolver):
+    ingresses.apply("durable", ["durable.cluster.local"], ["192.0.2.90"])
+    check = resolves_to(resolver, "durable.cluster.local", {"192.0.2.90"})
+    wait_for(check, 60, "record before the fault", diagnostics)
+    return check
+
+
+def assert_services_kept_resolving(probe, start):
+    assert probe.failures_since(start) == [], f"Service name failures during the fault: {probe.failures_since(start)}"
+
+
+def test_etcd_pod_deleted(published, service_probe):
+    start = time.time()
+    kubectl("-n", NAMESPACE, "delete", "pod", f"{RELEASE}-etcd-0", "--wait=true")
+    kubectl("-n", NAMESPACE, "rollout", "status", f"statefulset/{RELEASE}-etcd", "--timeout=180s")
+    wait_for(published, RECOVERY, "record back after etcd restart", diagnostics, interval=1)
+    assert_services_kept_resolving(service_probe, start)
+
+
+def test_external_dns_pod_deleted(published, service_probe):
+    start = time.time()
+    kubectl("-n", NAMESPACE, "delete", "pod", "-l", "app.kubernetes.io/component=external-dns", "--wait=true")
+    assert published(), "records must survive an ExternalDNS restart"
+    kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{RELEASE}-external-dns", "--timeout=180s")
+    wait_for(published, 60, "record after ExternalDNS restart", diagnostics)
+    assert_services_kept_resolving(service_probe, start)
+
+
+def test_coredns_restarted(published, service_probe):
+    start = time.time()
+    kubectl("-n", "kube-system", "rollout", "restart", "deployment/coredns")
+    kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s")
+    wait_for(published, 60, "record after CoreDNS restart", diagnostics)
+    assert_services_kept_resolving(service_probe, start)
+
+
+def test_etcd_unreachable_for_a_while(published, service_probe, resolver, kubernetes_ip):
+    start = time.time()
+    kubectl("-n", NAMESPACE, "scale", f"statefulset/{RELEASE}-etcd", "--replicas=0")
+    kubectl("-n", NAMESPACE, "wait", "--for=delete", f"pod/{RELEASE}-etcd-0", "--timeout=120s")
+    outage_end = time.time() + 20
+    while time.time() < outage_end:  # Service names must keep resolving while etcd is gone
+        assert kubernetes_ip in resolver.query("kubernetes.default.svc.cluster.local").records
+        time.sleep(0.5)
+    kubectl("-n", NAMESPACE, "scale", f"statefulset/{RELEASE}-etcd", "--replicas=1")
+    kubectl("-n", NAMESPACE, "rollout", "status", f"statefulset/{RELEASE}-etcd", "--timeout=180s")
+    wait_for(published, RECOVERY, "record back after the etcd outage", diagnostics, interval=1)
+    assert_services_kept_resolving(service_probe, start)

@@ -1,0 +1,50 @@
+"""Uninstall restores CoreDNS exactly, leaves no k2s-dns object, and a second install works."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import coredns_state, install
+from .helpers import NAMESPACE, RELEASE, diagnostics, helm, kubectl, resolves_to, wait_for
+
+
+def k2s_dns_objects() -> list[str]:
+    kinds = "all,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies,poddisruptionbudgets,ingresses"
+    found = kubectl("get", kinds, "-A", "-l", "app.kubernetes.io/part-of=k2s-dns", "-o", "name")
+    cluster = kubectl(
+        "get", "clusterroles,clusterrolebindings", "-l", "app.kubernetes.io/part-of=k2s-dns", "-o", "name"
+    )
+    secrets = kubectl("-n", "kube-system", "get", "secrets", "-o", "name")
+    leftovers = [line for line in (found + cluster).splitlines() if line]
+    leftovers += [s for s in secrets.splitlines() if s in ("secret/etcd-client-for-core-dns", "secret/etcd-ca")]
+    return leftovers
+
+
+def test_uninstall_restores_coredns_and_reinstall_works(release, coredns_before, resolver, service_probe):
+    helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
+    after = coredns_state()
+    assert after["Corefile"] == coredns_before["Corefile"]
+    assert after["cm_annotations"] == coredns_before["cm_annotations"]
+    assert json.dumps(after["spec"], sort_keys=True) == json.dumps(coredns_before["spec"], sort_keys=True)
+    assert k2s_dns_objects() == []
+    assert service_probe.failures_since(0) == [], "Service names failed at some point of the session"
+
+    install()
+    kubectl("create", "namespace", "e2e-reinstall")
+    try:
+        ingress = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                "name": "again",
+                "namespace": "e2e-reinstall",
+                "annotations": {"external-dns.alpha.kubernetes.io/target": "192.0.2.99"},
+            },
+            "spec": {"rules": [{"host": "again.cluster.local"}]},
+        }
+        kubectl("apply", "-f", "-", stdin=json.dumps(ingress))
+        wait_for(
+            resolves_to(resolver, "again.cluster.local", {"192.0.2.99"}), 60, "record after reinstall", diagnostics
+        )
+    finally:
+        kubectl("delete", "namespace", "e2e-reinstall", "--wait=true")
