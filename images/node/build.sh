@@ -29,11 +29,14 @@ install -m 0644 "$files"/etc/systemd/system/*.service "$files"/etc/systemd/syste
 mkdir -p "$root/etc/systemd/system/kubelet.service.d"
 install -m 0644 "$files"/etc/systemd/system/kubelet.service.d/* "$root/etc/systemd/system/kubelet.service.d/"
 # Debian's containerd 1.6 reads kind's v2 config; drop the rootless-only fuse snapshotter.
+# The node lacks CAP_SYS_RESOURCE (this machine's bounding set has no such bit), so
+# runc cannot lower oom_score_adj for critical pods: clamp it as kind does rootless.
 python3 - "$files/etc/containerd/config.toml" "$root/etc/containerd/config.toml" "$PAUSE_VERSION" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 text = re.sub(r'\[proxy_plugins\][^\[]*\[proxy_plugins\."fuse-overlayfs"\][^\[]*', '', text)
 text = re.sub(r'registry\.k8s\.io/pause:[0-9.]+', 'registry.k8s.io/pause:' + sys.argv[3], text)
+text = text.replace('restrict_oom_score_adj = false', 'restrict_oom_score_adj = true')
 open(sys.argv[2], 'w').write(text)
 PY
 ln -sf /usr/bin/containerd "$root/usr/local/bin/containerd"
@@ -70,16 +73,17 @@ cid=$(docker run -d --privileged --entrypoint /bin/sleep k2s-dns/node-rootfs:bui
 trap 'docker rm -f "$cid" >/dev/null 2>&1; rm -rf "$root"' EXIT
 docker exec -d "$cid" sh -c 'containerd >/var/log/containerd-build.log 2>&1'
 for _ in $(seq 30); do docker exec "$cid" ctr version >/dev/null 2>&1 && break; sleep 1; done
-for ref in "registry.k8s.io/pause:$PAUSE_VERSION" "registry.k8s.io/etcd:$ETCD_IMAGE_TAG" \
+for image in "registry.k8s.io/pause:$PAUSE_VERSION" "registry.k8s.io/etcd:$ETCD_IMAGE_TAG" \
   "registry.k8s.io/coredns/coredns:$COREDNS_VERSION" "registry.k8s.io/kube-apiserver:$KUBERNETES_VERSION" \
   "registry.k8s.io/kube-controller-manager:$KUBERNETES_VERSION" "registry.k8s.io/kube-scheduler:$KUBERNETES_VERSION" \
   "registry.k8s.io/kube-proxy:$KUBERNETES_VERSION"; do
-  docker save "$ref" | docker exec -i "$cid" ctr -n k8s.io images import --all-platforms --snapshotter overlayfs - >/dev/null
+  docker save "$image" | docker exec -i "$cid" ctr -n k8s.io images import --all-platforms --snapshotter overlayfs - >/dev/null
 done
 docker exec "$cid" ctr -n k8s.io images ls -q
 docker exec "$cid" sh -c 'kill $(pidof containerd); rm -f /var/log/containerd-build.log'
 sleep 2
 docker commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
-  --change 'STOPSIGNAL SIGRTMIN+3' --change 'ENV container=docker' --change 'CMD []' "$cid" "$ref" >/dev/null
+  --change 'ENV container=docker' --change 'CMD []' "$cid" "$ref" >/dev/null
+docker rm -f "$cid" >/dev/null
 docker rmi k2s-dns/node-rootfs:build >/dev/null
 log "built $ref"

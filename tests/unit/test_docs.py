@@ -33,3 +33,16 @@ def test_readme_names_the_commands_ci_runs():
     readme = (REPO / "README.md").read_text()
     ci = (REPO / ".ci" / "run").read_text()
     assert "make test" in readme and "make test" in ci
+
+
+def test_chart_image_tags_match_versions_env():
+    pins = dict(
+        line.split("=", 1)
+        for line in (REPO / "versions.env").read_text().splitlines()
+        if "=" in line and line[0] != "#"
+    )
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert values["externalDNS"]["image"]["tag"] == pins["EXTERNAL_DNS_VERSION"]
+    assert chart["appVersion"] == pins["EXTERNAL_DNS_VERSION"].lstrip("v")
+    assert values["etcd"]["bundled"]["image"]["tag"] == pins["ETCD_IMAGE_TAG"]

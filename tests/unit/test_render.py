@@ -114,7 +114,7 @@ def test_images_are_pinned_and_overridable(rendered):
 
 def test_default_upstream_images(render):
     images = {c["image"] for _, spec in pod_specs(render()) for c in spec["containers"]}
-    assert "registry.k8s.io/external-dns/external-dns:v0.22.0" in images
+    assert "registry.k8s.io/external-dns/external-dns:v0.21.0" in images
     assert "registry.k8s.io/etcd:3.6.5-0" in images
 
 

@@ -1,0 +1,283 @@
+"""Client certificates for the cluster's own (kubeadm) etcd, signed by its CA on the node.
+
+Pure functions (issue, inspect, decide renewal) plus the Job entry point:
+
+    python -m k2s_dns.certs --pki-dir /etc/kubernetes/pki/etcd \\
+        --client kube-system/etcd-client-for-core-dns=k2s-dns-coredns \\
+        --ca-secret kube-system/etcd-ca --rollout kube-system/coredns
+
+Only the CA *certificate* ever leaves the node; the CA key is read from the
+read-only hostPath and used in memory to sign.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from . import kube
+
+
+class CertError(ValueError):
+    """The CA or a certificate cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class CA:
+    cert: x509.Certificate
+    key: object
+
+    @classmethod
+    def load(cls, cert_pem: bytes, key_pem: bytes, now: dt.datetime) -> CA:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            constraints = None
+        if constraints is None or not constraints.ca:
+            raise CertError(f"{cert.subject.rfc4514_string()} is not a CA certificate")
+        if cert.public_key().public_numbers() != key.public_key().public_numbers():
+            raise CertError("the CA key does not belong to the CA certificate")
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise CertError(
+                f"the etcd CA is not valid now (valid {cert.not_valid_before_utc} to {cert.not_valid_after_utc})"
+            )
+        return cls(cert, key)
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+
+def signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    if cert.issuer != ca.subject:
+        return False
+    public = ca.public_key()
+    try:
+        if isinstance(public, rsa.RSAPublicKey):
+            public.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm)
+        elif isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def issue(ca: CA, common_name: str, days: int, now: dt.datetime) -> tuple[bytes, bytes]:
+    """A new client certificate and key (PEM) for common_name, valid for `days`, capped by the CA's expiry."""
+    if days < 1:
+        raise CertError("validity must be at least one day")
+    key = ec.generate_private_key(ec.SECP256R1())
+    not_after = min(now + dt.timedelta(days=days), ca.cert.not_valid_after_utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key()), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def renewal_reason(
+    cert_pem: bytes | None, ca: CA, common_name: str, now: dt.datetime, renew_fraction: float = 1 / 3
+) -> str | None:
+    """Why the stored certificate must be replaced, or None if it is still good."""
+    if not cert_pem:
+        return "no certificate yet"
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        return "stored certificate is not valid PEM"
+    if not signed_by(cert, ca.cert):
+        return "signed by another CA"
+    cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not cn or cn[0].value != common_name:
+        return f"issued for another name ({cn[0].value if cn else 'none'})"
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if now >= end:
+        return "expired"
+    if end - now < (end - start) * renew_fraction:
+        return f"expires {end.isoformat()}, less than {renew_fraction:.0%} of its lifetime left"
+    return None
+
+
+def advertised_client_urls(manifest: str) -> list[str]:
+    """The etcd client URLs from kubeadm's static pod manifest (`--advertise-client-urls`)."""
+    match = re.search(r"--advertise-client-urls=(\S+)", manifest)
+    if not match:
+        raise CertError("etcd manifest has no --advertise-client-urls")
+    return [url for url in match.group(1).strip("\"'").split(",") if url]
+
+
+def secret_body(namespace: str, name: str, data: dict[str, bytes], tls: bool, labels: dict[str, str]) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "type": "kubernetes.io/tls" if tls else "Opaque",
+        "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
+    }
+
+
+def upsert(client: kube.Client, body: dict) -> None:
+    meta = body["metadata"]
+    path = f"/api/v1/namespaces/{meta['namespace']}/secrets/{meta['name']}"
+    try:
+        current = client.get(path)
+    except kube.ApiError as err:
+        if err.status != 404:
+            raise
+        client.request("POST", f"/api/v1/namespaces/{meta['namespace']}/secrets", body)
+        return
+    meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+    client.put(path, body)
+
+
+def read_secret(client: kube.Client, namespace: str, name: str) -> dict[str, bytes]:
+    try:
+        data = client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}").get("data") or {}
+    except kube.ApiError as err:
+        if err.status == 404:
+            return {}
+        raise
+    return {key: base64.b64decode(value) for key, value in data.items()}
+
+
+def restart(client: kube.Client, namespace: str, name: str, now: dt.datetime) -> None:
+    """Roll a Deployment so it loads the new certificate (as `kubectl rollout restart` does)."""
+
+    def stamp(deploy: dict) -> dict:
+        template = deploy["spec"]["template"]
+        template.setdefault("metadata", {}).setdefault("annotations", {})["k2s-dns.io/certificate-rotated-at"] = (
+            now.isoformat()
+        )
+        return deploy
+
+    kube.update_with_retry(client, kube.deployment_path(namespace, name), stamp)
+
+
+def ref(spec: str) -> tuple[str, str]:
+    namespace, _, name = spec.partition("/")
+    if not namespace or not name:
+        raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, got {spec!r}")
+    return namespace, name
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m k2s_dns.certs", description=__doc__.splitlines()[0])
+    p.add_argument("--pki-dir", type=Path, default=Path("/etc/kubernetes/pki/etcd"))
+    p.add_argument(
+        "--client",
+        action="append",
+        default=[],
+        metavar="NAMESPACE/SECRET=COMMON_NAME",
+        help="a client certificate Secret to keep valid",
+    )
+    p.add_argument(
+        "--ca-secret",
+        action="append",
+        default=[],
+        type=ref,
+        metavar="NAMESPACE/SECRET",
+        help="a Secret that receives the CA certificate (ca.crt) only",
+    )
+    p.add_argument("--days", type=int, default=90)
+    p.add_argument("--manifest", type=Path, help="kubeadm's etcd.yaml, to publish the etcd client URLs")
+    p.add_argument(
+        "--endpoints-secret",
+        type=ref,
+        metavar="NAMESPACE/SECRET",
+        help="receives ETCD_URLS (comma-separated) discovered from --manifest",
+    )
+    p.add_argument("--endpoints", default="", help="etcd client URLs to publish instead of discovering them")
+    p.add_argument(
+        "--rollout",
+        action="append",
+        default=[],
+        type=ref,
+        metavar="NAMESPACE/DEPLOYMENT",
+        help="restarted when a certificate was renewed",
+    )
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    return p
+
+
+def main(argv: list[str] | None = None, client: kube.Client | None = None, now: dt.datetime | None = None) -> int:
+    args = parser().parse_args(argv)
+    now = now or dt.datetime.now(dt.UTC)
+    labels = dict(item.split("=", 1) for item in args.label)
+    try:
+        client = client or kube.Client.in_cluster()
+        ca = CA.load((args.pki_dir / "ca.crt").read_bytes(), (args.pki_dir / "ca.key").read_bytes(), now)
+        renewed = False
+        for spec in args.client:
+            target, _, common_name = spec.partition("=")
+            namespace, name = ref(target)
+            current = read_secret(client, namespace, name).get("tls.crt")
+            reason = renewal_reason(current, ca, common_name, now)
+            if reason is None:
+                print(f"{namespace}/{name}: certificate for {common_name} is current")
+                continue
+            cert_pem, key_pem = issue(ca, common_name, args.days, now)
+            upsert(client, secret_body(namespace, name, {"tls.crt": cert_pem, "tls.key": key_pem}, True, labels))
+            print(f"{namespace}/{name}: issued a certificate for {common_name} ({reason})")
+            renewed = renewed or current is not None
+        for namespace, name in args.ca_secret:
+            if read_secret(client, namespace, name).get("ca.crt") != ca.cert_pem:
+                upsert(client, secret_body(namespace, name, {"ca.crt": ca.cert_pem}, False, labels))
+                print(f"{namespace}/{name}: CA certificate published")
+        if args.endpoints_secret:
+            urls = args.endpoints.split(",") if args.endpoints else advertised_client_urls(args.manifest.read_text())
+            namespace, name = args.endpoints_secret
+            upsert(client, secret_body(namespace, name, {"ETCD_URLS": ",".join(urls).encode()}, False, labels))
+            print(f"{namespace}/{name}: etcd endpoints {','.join(urls)}")
+        if renewed:
+            for namespace, name in args.rollout:
+                restart(client, namespace, name, now)
+                print(f"restarted {namespace}/{name} to load the renewed certificate")
+    except (CertError, OSError, kube.ApiError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
