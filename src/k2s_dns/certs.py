@@ -29,6 +29,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from . import kube
 
 
+def not_before(cert: x509.Certificate) -> dt.datetime:
+    # cryptography < 42 (Debian bookworm ships 38) has only the naive UTC properties.
+    return cert.not_valid_before.replace(tzinfo=dt.UTC)
+
+
+def not_after(cert: x509.Certificate) -> dt.datetime:
+    return cert.not_valid_after.replace(tzinfo=dt.UTC)
+
+
 class CertError(ValueError):
     """The CA or a certificate cannot be used; the message says why."""
 
@@ -50,10 +59,8 @@ class CA:
             raise CertError(f"{cert.subject.rfc4514_string()} is not a CA certificate")
         if cert.public_key().public_numbers() != key.public_key().public_numbers():
             raise CertError("the CA key does not belong to the CA certificate")
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            raise CertError(
-                f"the etcd CA is not valid now (valid {cert.not_valid_before_utc} to {cert.not_valid_after_utc})"
-            )
+        if not not_before(cert) <= now <= not_after(cert):
+            raise CertError(f"the etcd CA is not valid now (valid {not_before(cert)} to {not_after(cert)})")
         return cls(cert, key)
 
     @property
@@ -82,7 +89,7 @@ def issue(ca: CA, common_name: str, days: int, now: dt.datetime) -> tuple[bytes,
     if days < 1:
         raise CertError("validity must be at least one day")
     key = ec.generate_private_key(ec.SECP256R1())
-    not_after = min(now + dt.timedelta(days=days), ca.cert.not_valid_after_utc)
+    expires = min(now + dt.timedelta(days=days), not_after(ca.cert))
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
@@ -90,7 +97,7 @@ def issue(ca: CA, common_name: str, days: int, now: dt.datetime) -> tuple[bytes,
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(not_after)
+        .not_valid_after(expires)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -131,7 +138,7 @@ def renewal_reason(
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not cn or cn[0].value != common_name:
         return f"issued for another name ({cn[0].value if cn else 'none'})"
-    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    start, end = not_before(cert), not_after(cert)
     if now >= end:
         return "expired"
     if end - now < (end - start) * renew_fraction:
@@ -267,8 +274,10 @@ def main(argv: list[str] | None = None, client: kube.Client | None = None, now: 
         if args.endpoints_secret:
             urls = args.endpoints.split(",") if args.endpoints else advertised_client_urls(args.manifest.read_text())
             namespace, name = args.endpoints_secret
-            upsert(client, secret_body(namespace, name, {"ETCD_URLS": ",".join(urls).encode()}, False, labels))
-            print(f"{namespace}/{name}: etcd endpoints {','.join(urls)}")
+            joined = ",".join(urls).encode()
+            if read_secret(client, namespace, name).get("ETCD_URLS") != joined:
+                upsert(client, secret_body(namespace, name, {"ETCD_URLS": joined}, False, labels))
+                print(f"{namespace}/{name}: etcd endpoints {joined.decode()}")
         if renewed:
             for namespace, name in args.rollout:
                 restart(client, namespace, name, now)

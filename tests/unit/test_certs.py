@@ -1,0 +1,217 @@
+"""Client certificates for the kubeadm etcd: issue, renew, reject expired or foreign CAs."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from k2s_dns import certs, kube
+
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+
+
+def make_ca(
+    name: str = "etcd-ca", days: int = 3650, start: dt.datetime = NOW, rsa_key: bool = True, is_ca: bool = True
+) -> tuple[bytes, bytes]:
+    """A CA like kubeadm's (RSA 2048, self-signed) as PEM certificate and key."""
+    key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if rsa_key
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(start - dt.timedelta(days=1))
+        .not_valid_after(start + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+@pytest.fixture(scope="module")
+def ca_pem() -> tuple[bytes, bytes]:
+    return make_ca()
+
+
+@pytest.fixture
+def ca(ca_pem) -> certs.CA:
+    return certs.CA.load(*ca_pem, NOW)
+
+
+def test_issued_certificate_is_a_client_certificate_signed_by_the_ca(ca):
+    cert_pem, key_pem = certs.issue(ca, "k2s-dns-coredns", 90, NOW)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "k2s-dns-coredns"
+    assert not cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)  # never system:masters
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    assert certs.signed_by(cert, ca.cert)
+    assert certs.not_after(cert) - NOW == dt.timedelta(days=90)
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()
+
+
+def test_validity_is_capped_by_the_ca(ca_pem):
+    short_ca = certs.CA.load(*make_ca(days=10), NOW)
+    cert = x509.load_pem_x509_certificate(certs.issue(short_ca, "x", 90, NOW)[0])
+    assert certs.not_after(cert) == certs.not_after(short_ca.cert)
+
+
+def test_an_expired_ca_is_rejected():
+    with pytest.raises(certs.CertError, match="not valid now"):
+        certs.CA.load(*make_ca(days=30, start=NOW - dt.timedelta(days=60)), NOW)
+
+
+def test_a_key_of_another_ca_is_rejected(ca_pem):
+    other_key = make_ca("other")[1]
+    with pytest.raises(certs.CertError, match="does not belong"):
+        certs.CA.load(ca_pem[0], other_key, NOW)
+
+
+def test_a_leaf_certificate_is_not_a_ca():
+    with pytest.raises(certs.CertError, match="not a CA"):
+        certs.CA.load(*make_ca(is_ca=False), NOW)
+
+
+def test_ecdsa_ca_works_too():
+    ca = certs.CA.load(*make_ca(rsa_key=False), NOW)
+    assert certs.signed_by(x509.load_pem_x509_certificate(certs.issue(ca, "x", 1, NOW)[0]), ca.cert)
+
+
+@pytest.mark.parametrize(
+    ("age_days", "reason"),
+    [(0, None), (59, None), (61, "less than 33% of its lifetime left"), (91, "expired")],
+)
+def test_renewal_after_two_thirds_of_the_lifetime(ca, age_days, reason):
+    cert_pem, _ = certs.issue(ca, "k2s-dns-coredns", 90, NOW)
+    later = NOW + dt.timedelta(days=age_days)
+    result = certs.renewal_reason(cert_pem, ca, "k2s-dns-coredns", later)
+    assert result == reason if reason is None else reason in result
+
+
+def test_a_certificate_from_a_foreign_ca_is_replaced(ca):
+    foreign = certs.CA.load(*make_ca("foreign"), NOW)
+    cert_pem, _ = certs.issue(foreign, "k2s-dns-coredns", 90, NOW)
+    assert certs.renewal_reason(cert_pem, ca, "k2s-dns-coredns", NOW) == "signed by another CA"
+
+
+def test_a_certificate_for_another_name_is_replaced(ca):
+    cert_pem, _ = certs.issue(ca, "someone", 90, NOW)
+    assert "another name" in certs.renewal_reason(cert_pem, ca, "k2s-dns-coredns", NOW)
+
+
+def test_missing_or_garbage_certificates_are_replaced(ca):
+    assert certs.renewal_reason(None, ca, "x", NOW) == "no certificate yet"
+    assert certs.renewal_reason(b"junk", ca, "x", NOW) == "stored certificate is not valid PEM"
+
+
+def test_client_urls_come_from_the_kubeadm_manifest():
+    manifest = (
+        "    - --advertise-client-urls=https://172.18.0.2:2379\n    - --listen-client-urls=https://127.0.0.1:2379"
+    )
+    assert certs.advertised_client_urls(manifest) == ["https://172.18.0.2:2379"]
+    with pytest.raises(certs.CertError):
+        certs.advertised_client_urls("spec: {}")
+
+
+class FakeSecrets:
+    def __init__(self):
+        self.secrets: dict[str, dict] = {}
+        self.deployments: dict[str, dict] = {
+            kube.deployment_path("kube-system", "coredns"): {
+                "metadata": {"resourceVersion": "1"},
+                "spec": {"template": {"spec": {}}},
+            },
+        }
+
+    def get(self, path):
+        if path in self.deployments:
+            return self.deployments[path]
+        if path not in self.secrets:
+            raise kube.ApiError(404, "not found")
+        return self.secrets[path]
+
+    def request(self, method, path, body):
+        assert method == "POST"
+        body["metadata"]["resourceVersion"] = "1"
+        self.secrets[f"{path}/{body['metadata']['name']}"] = body
+
+    def put(self, path, body):
+        (self.deployments if path in self.deployments else self.secrets)[path] = body
+        return body
+
+
+@pytest.fixture
+def pki(tmp_path, ca_pem) -> Path:
+    (tmp_path / "ca.crt").write_bytes(ca_pem[0])
+    (tmp_path / "ca.key").write_bytes(ca_pem[1])
+    return tmp_path
+
+
+def run(pki: Path, api: FakeSecrets, now: dt.datetime) -> int:
+    return certs.main(
+        [
+            f"--pki-dir={pki}",
+            "--client=kube-system/etcd-client-for-core-dns=k2s-dns-coredns",
+            "--ca-secret=kube-system/etcd-ca",
+            "--rollout=kube-system/coredns",
+            "--days=90",
+            "--endpoints-secret=k2s-dns/etcd-endpoints",
+            "--endpoints=https://10.0.0.1:2379",
+        ],
+        api,
+        now,
+    )
+
+
+def secret(api: FakeSecrets, name: str) -> dict[str, bytes]:
+    body = api.secrets[f"/api/v1/namespaces/{name}"]
+    return {k: base64.b64decode(v) for k, v in body["data"].items()}
+
+
+def test_job_publishes_client_cert_ca_cert_and_endpoints_but_never_the_ca_key(pki, ca_pem):
+    api = FakeSecrets()
+    assert run(pki, api, NOW) == 0
+    client = secret(api, "kube-system/secrets/etcd-client-for-core-dns")
+    assert set(client) == {"tls.crt", "tls.key"}
+    assert secret(api, "kube-system/secrets/etcd-ca") == {"ca.crt": ca_pem[0]}
+    assert secret(api, "k2s-dns/secrets/etcd-endpoints") == {"ETCD_URLS": b"https://10.0.0.1:2379"}
+    for body in api.secrets.values():
+        for value in body["data"].values():
+            assert base64.b64decode(value) != ca_pem[1]
+    # First issue: nothing to restart.
+    assert "annotations" not in api.deployments[kube.deployment_path("kube-system", "coredns")]["spec"]["template"]
+
+
+def test_job_renews_only_when_due_and_then_restarts_coredns(pki):
+    api = FakeSecrets()
+    run(pki, api, NOW)
+    first = secret(api, "kube-system/secrets/etcd-client-for-core-dns")["tls.crt"]
+    run(pki, api, NOW + dt.timedelta(days=10))
+    assert secret(api, "kube-system/secrets/etcd-client-for-core-dns")["tls.crt"] == first
+    run(pki, api, NOW + dt.timedelta(days=70))
+    assert secret(api, "kube-system/secrets/etcd-client-for-core-dns")["tls.crt"] != first
+    template = api.deployments[kube.deployment_path("kube-system", "coredns")]["spec"]["template"]
+    assert "k2s-dns.io/certificate-rotated-at" in template["metadata"]["annotations"]
+
+
+def test_job_fails_loudly_without_the_ca(tmp_path, capsys):
+    assert run(tmp_path, FakeSecrets(), NOW) == 1
+    assert "ca.crt" in capsys.readouterr().err
