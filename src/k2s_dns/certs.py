@@ -198,7 +198,11 @@ def restart(client: kube.Client, namespace: str, name: str, now: dt.datetime) ->
         )
         return deploy
 
-    kube.update_with_retry(client, kube.deployment_path(namespace, name), stamp)
+    try:
+        kube.update_with_retry(client, kube.deployment_path(namespace, name), stamp)
+    except kube.ApiError as err:
+        if err.status != 404:  # not installed yet (pre-install): nothing to restart
+            raise
 
 
 def ref(spec: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ Corefile; remove restores the Corefile first, then unmounts.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import sys
 
@@ -75,7 +76,19 @@ def resolve_host_aliases(client: kube.Client, specs: list[str]) -> tuple[tuple[s
     return tuple(aliases)
 
 
+def secret_endpoints(client: kube.Client, ref: str) -> list[str]:
+    """etcd URLs published (key ETCD_URLS) by the cluster-mode certificate Job."""
+    namespace, _, name = ref.partition("/")
+    data = client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}").get("data") or {}
+    urls = base64.b64decode(data.get("ETCD_URLS", "")).decode().strip()
+    if not urls:
+        raise RuntimeError(f"Secret {ref} has no ETCD_URLS")
+    return urls.split(",")
+
+
 def apply(client: kube.Client, args: argparse.Namespace) -> None:
+    if args.endpoints_secret:
+        args.endpoint = args.endpoint + secret_endpoints(client, args.endpoints_secret)
     cm_path = kube.configmap_path(args.namespace, args.configmap)
     deploy_path = kube.deployment_path(args.namespace, args.deployment)
     mount = deployment.EtcdClientMount(
@@ -132,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--zone", default="cluster.local")
     p.add_argument("--path", default="/skydns")
     p.add_argument("--endpoint", action="append", default=[])
+    p.add_argument("--endpoints-secret", metavar="NAMESPACE/NAME", help="read the etcd URLs from its ETCD_URLS key")
     p.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--client-secret", default="etcd-client-for-core-dns")
     p.add_argument("--ca-secret", default="etcd-ca")
@@ -142,8 +156,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, client: kube.Client | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.action == "apply" and not args.endpoint:
-        print("error: apply needs at least one --endpoint", file=sys.stderr)
+    if args.action == "apply" and not (args.endpoint or args.endpoints_secret):
+        print("error: apply needs --endpoint or --endpoints-secret", file=sys.stderr)
         return 2
     try:
         client = client or kube.Client.in_cluster()

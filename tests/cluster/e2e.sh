@@ -6,6 +6,8 @@ name=${1:-k2s-dns}; shift || true
 created=
 if [[ -z ${KUBECONFIG:-} ]]; then
   make -C "$REPO_DIR" images
+  # A fresh cluster every run: one left over from an earlier (killed) run may be stale.
+  "$REPO_DIR/tests/cluster/down.sh" "$name" >/dev/null 2>&1 || true
   kubeconfig=$("$REPO_DIR/tests/cluster/up.sh" "$name" | tail -1)
   export KUBECONFIG=$kubeconfig E2E_DNS_NODEPORT=30053
   created=1

@@ -79,4 +79,6 @@ def pod_specs(objects: list[dict]) -> list[tuple[str, dict]]:
             specs.append((obj["metadata"]["name"], obj["spec"]))
         elif obj["kind"] in ("Deployment", "StatefulSet", "Job", "DaemonSet"):
             specs.append((obj["metadata"]["name"], obj["spec"]["template"]["spec"]))
+        elif obj["kind"] == "CronJob":
+            specs.append((obj["metadata"]["name"], obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]))
     return specs

@@ -28,6 +28,10 @@ MATRIX = {
         "global": {"imageRegistry": "registry.local:5000", "imagePullSecrets": [{"name": "regcred"}]}
     },
     "service-source": {"externalDNS": {"sources": ["ingress", "service"], "txtOwnerId": "k2s", "events": False}},
+    "cluster-etcd": {"etcd": {"mode": "cluster"}},
+    "cluster-etcd-existing-secret": {
+        "etcd": {"mode": "cluster", "cluster": {"existingSecret": "mine", "endpoints": ["https://10.0.0.2:2379"]}}
+    },
     "no-patch": {"coredns": {"patch": {"enabled": False}}, "networkPolicy": {"enabled": False}},
 }
 
@@ -78,9 +82,15 @@ def test_every_object_has_standard_labels(rendered):
             assert key in labels, f"{obj['kind']}/{obj['metadata']['name']} lacks label {key}"
 
 
+# The cluster-mode certificate Job reads kubeadm's root-only etcd CA key from the node: documented exception.
+CERT_PODS = ("k2s-dns-etcd-certs-issue", "k2s-dns-etcd-certs-renew")
+
+
 def test_every_pod_meets_restricted_pod_security(rendered):
     _, objects = rendered
     for name, spec in pod_specs(objects):
+        if name in CERT_PODS:
+            continue
         pod_sc = spec["securityContext"]
         assert pod_sc["runAsNonRoot"] is True, name
         assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
@@ -94,10 +104,10 @@ def test_every_pod_meets_restricted_pod_security(rendered):
         assert not spec.get("hostNetwork") and not spec.get("hostPID"), name
 
 
-def test_only_pods_that_call_the_api_get_a_token(render):
-    objects = render()
+def test_only_pods_that_call_the_api_get_a_token(rendered):
+    _, objects = rendered
     for name, spec in pod_specs(objects):
-        wants_token = "external-dns" in name or "coredns-patch" in name
+        wants_token = any(part in name for part in ("external-dns", "coredns-patch", "etcd-certs"))
         assert spec.get("automountServiceAccountToken") is wants_token, name
 
 
@@ -283,3 +293,53 @@ def test_rendering_is_deterministic_apart_from_certificates(render):
         return json.dumps(out, sort_keys=True)
 
     assert strip(render()) == strip(render())
+
+
+def test_cluster_mode_issues_certificates_on_a_control_plane_node(render):
+    objects = render(MATRIX["cluster-etcd"])
+    assert not [o for o in objects if o["kind"] in ("StatefulSet", "Secret", "NetworkPolicy")]
+    issue = find(objects, "Job", "k2s-dns-etcd-certs-issue")
+    assert issue["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    spec = issue["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
+    assert spec["tolerations"][0]["key"] == "node-role.kubernetes.io/control-plane"
+    pki = next(v for v in spec["volumes"] if v["name"] == "pki")
+    assert pki["hostPath"]["path"] == "/etc/kubernetes/pki/etcd"
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "pki")
+    assert mount["readOnly"] is True
+    sc = spec["containers"][0]["securityContext"]
+    assert sc["capabilities"] == {"drop": ["ALL"]} and sc["readOnlyRootFilesystem"] is True
+    args = spec["containers"][0]["args"]
+    assert "--client=kube-system/etcd-client-for-core-dns=k2s-dns-coredns" in args
+    assert "--ca-secret=kube-system/etcd-ca" in args
+    assert "--manifest=/etc/kubernetes/manifests/etcd.yaml" in args
+    cron = find(objects, "CronJob", "k2s-dns-etcd-certs-renew")
+    assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == args
+    env = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    urls = next(e for e in env if e["name"] == "ETCD_URLS")
+    assert urls["valueFrom"]["secretKeyRef"] == {"name": "k2s-dns-etcd-endpoints", "key": "ETCD_URLS"}
+    apply_args = args_of(objects, "Job", "k2s-dns-coredns-patch-apply")
+    assert "--endpoints-secret=k2s-dns/k2s-dns-etcd-endpoints" in apply_args
+
+
+def test_cluster_mode_rbac_is_limited_to_named_secrets(render):
+    objects = render(MATRIX["cluster-etcd"])
+    roles = [o for o in objects if o["kind"] == "Role" and "etcd-certs" in o["metadata"]["name"]]
+    assert len(roles) == 4
+    for role in roles:
+        for rule in role["rules"]:
+            if rule["verbs"] != ["create"]:
+                assert rule["resourceNames"], role["metadata"]["name"]
+            assert "list" not in rule["verbs"] and "watch" not in rule["verbs"]
+    cleanup = find(objects, "Job", "k2s-dns-etcd-certs-cleanup")
+    assert cleanup["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    assert int(cleanup["metadata"]["annotations"]["helm.sh/hook-weight"]) > 0
+    args = cleanup["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--owner=k2s-dns" in args and "--prefix=/skydns" in args
+
+
+def test_cluster_mode_with_existing_secret_issues_nothing(render):
+    objects = render(MATRIX["cluster-etcd-existing-secret"])
+    assert not [o for o in objects if o["kind"] in ("CronJob",) or "etcd-certs" in o["metadata"]["name"]]
+    volumes = find(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {v["secret"]["secretName"] for v in volumes} == {"mine"}

@@ -33,6 +33,14 @@ CASES = {
     "rollout-timeout-too-short": ({"coredns": {"rolloutTimeout": 1}}, "/coredns/rolloutTimeout"),
     "pull-policy": ({"externalDNS": {"image": {"pullPolicy": "Sometimes"}}}, "/externalDNS/image/pullPolicy"),
     "typo-in-key": ({"etcd": {"mod": "bundled"}}, "additional properties 'mod' not allowed"),
+    "cluster-existing-secret-without-endpoints": (
+        {"etcd": {"mode": "cluster", "cluster": {"existingSecret": "mine"}}},
+        "/etcd/cluster/endpoints",
+    ),
+    "cluster-endpoint-plain-http": (
+        {"etcd": {"mode": "cluster", "cluster": {"endpoints": ["http://10.0.0.1:2379"]}}},
+        "/etcd/cluster/endpoints/0",
+    ),
     "size-not-a-quantity": ({"etcd": {"bundled": {"persistence": {"size": "lots"}}}}, "/etcd/bundled/persistence/size"),
 }
 

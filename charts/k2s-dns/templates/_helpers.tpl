@@ -69,6 +69,8 @@ imagePullSecrets:
 {{- define "k2s-dns.etcd.endpoints" -}}
 {{- if eq .Values.etcd.mode "bundled" -}}
 {{ include "k2s-dns.scheme" . }}://{{ include "k2s-dns.etcd.serviceHost" . }}:2379
+{{- else if eq .Values.etcd.mode "cluster" -}}
+{{ join "," .Values.etcd.cluster.endpoints }}
 {{- else -}}
 {{ join "," .Values.etcd.external.endpoints }}
 {{- end }}
@@ -76,11 +78,20 @@ imagePullSecrets:
 
 {{/* Secret names ExternalDNS mounts in the release namespace. */}}
 {{- define "k2s-dns.externalDNS.clientSecret" -}}
-{{- if eq .Values.etcd.mode "bundled" }}{{ include "k2s-dns.externalDNS.fullname" . }}-etcd-client{{ else }}{{ .Values.etcd.external.clientSecret }}{{ end }}
+{{- if eq .Values.etcd.mode "external" }}{{ .Values.etcd.external.clientSecret }}
+{{- else if and (eq .Values.etcd.mode "cluster") .Values.etcd.cluster.existingSecret }}{{ .Values.etcd.cluster.existingSecret }}
+{{- else }}{{ include "k2s-dns.externalDNS.fullname" . }}-etcd-client{{ end }}
 {{- end }}
 {{- define "k2s-dns.externalDNS.caSecret" -}}
-{{- if eq .Values.etcd.mode "bundled" }}{{ include "k2s-dns.etcd.fullname" . }}-ca{{ else }}{{ .Values.etcd.external.caSecret }}{{ end }}
+{{- if eq .Values.etcd.mode "external" }}{{ .Values.etcd.external.caSecret }}
+{{- else if and (eq .Values.etcd.mode "cluster") .Values.etcd.cluster.existingSecret }}{{ .Values.etcd.cluster.existingSecret }}
+{{- else }}{{ include "k2s-dns.etcd.fullname" . }}-ca{{ end }}
 {{- end }}
+
+{{/* Cluster mode without explicit endpoints: the certificate Job publishes the discovered URLs here. */}}
+{{- define "k2s-dns.etcd.endpointsSecret" -}}{{ include "k2s-dns.fullname" . }}-etcd-endpoints{{- end }}
+{{- define "k2s-dns.etcd.discover" -}}{{ and (eq .Values.etcd.mode "cluster") (not .Values.etcd.cluster.endpoints) }}{{- end }}
+{{- define "k2s-dns.certs.fullname" -}}{{ include "k2s-dns.fullname" . }}-etcd-certs{{- end }}
 
 {{- define "k2s-dns.txtOwnerId" -}}{{ .Values.externalDNS.txtOwnerId | default .Release.Name }}{{- end }}
 
@@ -93,7 +104,7 @@ imagePullSecrets:
 
 {{/* "true" when the etcd endpoints use TLS (CoreDNS then mounts the client certificate). */}}
 {{- define "k2s-dns.etcd.useTLS" -}}
-{{- if eq .Values.etcd.mode "bundled" }}{{ .Values.etcd.tls }}{{ else }}{{ hasPrefix "https://" (include "k2s-dns.etcd.endpoints" .) }}{{ end }}
+{{- if eq .Values.etcd.mode "bundled" }}{{ .Values.etcd.tls }}{{ else if eq .Values.etcd.mode "cluster" }}true{{ else }}{{ hasPrefix "https://" (include "k2s-dns.etcd.endpoints" .) }}{{ end }}
 {{- end }}
 
 {{/* Pod spec shared by the CoreDNS patch and restore hook Jobs; call with (dict "ctx" $ "action" "apply"). */}}
@@ -122,8 +133,12 @@ containers:
       - --server-block={{ $.Values.coredns.serverBlock }}
       - --zone={{ $.Values.zone }}
       - --path={{ $.Values.etcd.prefix }}
+      {{- if eq (include "k2s-dns.etcd.discover" $) "true" }}
+      - --endpoints-secret={{ $.Release.Namespace }}/{{ include "k2s-dns.etcd.endpointsSecret" $ }}
+      {{- else }}
       {{- range splitList "," (include "k2s-dns.etcd.endpoints" $) }}
       - --endpoint={{ . }}
+      {{- end }}
       {{- end }}
       - --{{ if ne (include "k2s-dns.etcd.useTLS" $) "true" }}no-{{ end }}tls
       - --client-secret={{ $.Values.coredns.clientSecret }}
@@ -138,4 +153,78 @@ containers:
       {{- include "k2s-dns.securityContext" $ | nindent 6 }}
     resources:
       {{- toYaml $p.resources | nindent 6 }}
+{{- end }}
+
+{{/*
+Pod spec of the cluster-mode certificate Job and CronJob; call with (dict "ctx" $ "variant" "hook"|"cron").
+The one pod that is not "restricted": it runs as root (kubeadm's ca.key is
+root-only, 0600) on a control-plane node with the etcd PKI mounted read-only;
+it still drops every capability and has a read-only root filesystem.
+*/}}
+{{- define "k2s-dns.certs.podSpec" -}}
+{{- $ := .ctx }}
+{{- $c := $.Values.etcd.cluster }}
+{{- $ns := $.Release.Namespace }}
+{{- include "k2s-dns.imagePullSecrets" $ }}
+serviceAccountName: {{ include "k2s-dns.certs.fullname" $ }}-{{ .variant }}
+automountServiceAccountToken: true
+enableServiceLinks: false
+restartPolicy: Never
+{{- with $c.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $c.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  runAsNonRoot: false
+  runAsUser: 0
+  runAsGroup: 0
+  seccompProfile:
+    type: RuntimeDefault
+containers:
+  - name: certs
+    image: {{ include "k2s-dns.image" (dict "ctx" $ "image" $.Values.coredns.patch.image) }}
+    imagePullPolicy: {{ $.Values.coredns.patch.image.pullPolicy }}
+    command: [python3, -m, k2s_dns.certs]
+    args:
+      - --pki-dir=/etc/kubernetes/pki/etcd
+      - --days={{ $c.certificateValidityDays }}
+      - --client={{ $.Values.coredns.namespace }}/{{ $.Values.coredns.clientSecret }}=k2s-dns-coredns
+      - --client={{ $ns }}/{{ include "k2s-dns.externalDNS.clientSecret" $ }}=k2s-dns-external-dns
+      - --ca-secret={{ $.Values.coredns.namespace }}/{{ $.Values.coredns.caSecret }}
+      - --ca-secret={{ $ns }}/{{ include "k2s-dns.externalDNS.caSecret" $ }}
+      - --endpoints-secret={{ $ns }}/{{ include "k2s-dns.etcd.endpointsSecret" $ }}
+      {{- if $c.endpoints }}
+      - --endpoints={{ join "," $c.endpoints }}
+      {{- else }}
+      - --manifest=/etc/kubernetes/manifests/etcd.yaml
+      {{- end }}
+      - --rollout={{ $.Values.coredns.namespace }}/{{ $.Values.coredns.deployment }}
+      - --rollout={{ $ns }}/{{ include "k2s-dns.externalDNS.fullname" $ }}
+      - --label=app.kubernetes.io/part-of=k2s-dns
+      - --label=app.kubernetes.io/instance={{ $.Release.Name }}
+    env:
+      - {name: PYTHONDONTWRITEBYTECODE, value: "1"}
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities:
+        drop: [ALL]
+    resources:
+      {{- toYaml $.Values.coredns.patch.resources | nindent 6 }}
+    volumeMounts:
+      - {name: pki, mountPath: /etc/kubernetes/pki/etcd, readOnly: true}
+      {{- if not $c.endpoints }}
+      - {name: manifests, mountPath: /etc/kubernetes/manifests, readOnly: true}
+      {{- end }}
+volumes:
+  - name: pki
+    hostPath: {path: {{ $c.pkiPath }}, type: Directory}
+  {{- if not $c.endpoints }}
+  - name: manifests
+    hostPath: {path: {{ $c.manifestsPath }}, type: Directory}
+  {{- end }}
 {{- end }}
