@@ -26,7 +26,8 @@ def test_uninstall_restores_coredns_and_reinstall_works(release, coredns_before,
     assert after["Corefile"] == coredns_before["Corefile"]
     assert after["cm_annotations"] == coredns_before["cm_annotations"]
     assert json.dumps(after["spec"], sort_keys=True) == json.dumps(coredns_before["spec"], sort_keys=True)
-    assert k2s_dns_objects() == []
+    # Pods of deleted controllers are garbage-collected shortly after `helm uninstall --wait` returns.
+    wait_for(lambda: k2s_dns_objects() == [], 120, "no k2s-dns object left", lambda: "\n".join(k2s_dns_objects()))
     assert service_probe.failures_since(0) == [], "Service names failed at some point of the session"
 
     install()
