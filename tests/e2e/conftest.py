@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 
 from tests.conftest import CHART
 
@@ -197,61 +199,66 @@ def namespace(request: pytest.FixtureRequest, release: str) -> Iterator[str]:
 
 
 class Ingresses:
-    """Creates Ingresses and sets their status the way an ingress controller would."""
+    """Creates Ingresses (kubernetes client) and sets their status the way an ingress controller would."""
 
-    def __init__(self, namespace: str):
+    def __init__(self, api: client.NetworkingV1Api, namespace: str):
+        self.api = api
         self.namespace = namespace
 
     def apply(
         self, name: str, hosts: list[str], addresses: list[str] | None = None, annotations: dict[str, str] | None = None
     ) -> None:
-        ingress = {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {"name": name, "namespace": self.namespace, "annotations": annotations or {}},
-            "spec": {
-                "rules": [
-                    {
-                        "host": host,
-                        "http": {
-                            "paths": [
-                                {
-                                    "path": "/",
-                                    "pathType": "Prefix",
-                                    "backend": {"service": {"name": "backend", "port": {"number": 80}}},
-                                }
-                            ]
-                        },
-                    }
-                    for host in hosts
-                ]
-            },
-        }
-        kubectl("apply", "-f", "-", stdin=json.dumps(ingress))
+        backend = client.V1IngressBackend(
+            service=client.V1IngressServiceBackend(name="backend", port=client.V1ServiceBackendPort(number=80))
+        )
+        rules = [
+            client.V1IngressRule(
+                host=host,
+                http=client.V1HTTPIngressRuleValue(
+                    paths=[client.V1HTTPIngressPath(path="/", path_type="Prefix", backend=backend)]
+                ),
+            )
+            for host in hosts
+        ]
+        body = client.V1Ingress(
+            metadata=client.V1ObjectMeta(name=name, annotations=annotations or {}),
+            spec=client.V1IngressSpec(rules=rules),
+        )
+        try:
+            self.api.create_namespaced_ingress(self.namespace, body)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            self.api.patch_namespaced_ingress(
+                name,
+                self.namespace,
+                {"spec": {"rules": [client.ApiClient().sanitize_for_serialization(rule) for rule in rules]}},
+            )
         if addresses is not None:
             self.set_addresses(name, addresses)
 
     def set_addresses(self, name: str, addresses: list[str]) -> None:
         status = {"status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in addresses]}}}
-        kubectl(
-            "-n",
-            self.namespace,
-            "patch",
-            "ingress",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            json.dumps(status),
-        )
+        self.api.patch_namespaced_ingress_status(name, self.namespace, status)
 
     def delete(self, name: str) -> None:
-        kubectl("-n", self.namespace, "delete", "ingress", name, "--wait=true")
+        self.api.delete_namespaced_ingress(name, self.namespace)
+        wait_for(
+            lambda: not self.api.list_namespaced_ingress(self.namespace, field_selector=f"metadata.name={name}").items,
+            60,
+            f"Ingress {name} deleted",
+        )
+
+
+@pytest.fixture(scope="session")
+def networking() -> client.NetworkingV1Api:
+    config.load_kube_config()
+    return client.NetworkingV1Api()
 
 
 @pytest.fixture
-def ingresses(namespace: str) -> Ingresses:
-    return Ingresses(namespace)
+def ingresses(networking: client.NetworkingV1Api, namespace: str) -> Ingresses:
+    return Ingresses(networking, namespace)
 
 
 def etcdctl(*args: str) -> str:

@@ -20,9 +20,12 @@ def k2s_dns_objects() -> list[str]:
     return leftovers
 
 
-def test_uninstall_restores_coredns_and_reinstall_works(release, coredns_before, resolver, service_probe):
+def test_uninstall_restores_coredns_and_reinstall_works(release, coredns_before, resolver, service_probe, kube_cluster):
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
     after = coredns_state()
+    # The same check through pytest-helm-charts' cluster fixture (pykube), independent of our helpers.
+    configmap = kube_cluster.kubectl("get configmap coredns", namespace="kube-system")
+    assert configmap["data"]["Corefile"] == coredns_before["Corefile"]
     assert after["Corefile"] == coredns_before["Corefile"]
     assert after["cm_annotations"] == coredns_before["cm_annotations"]
     assert json.dumps(after["spec"], sort_keys=True) == json.dumps(coredns_before["spec"], sort_keys=True)
