@@ -124,7 +124,7 @@ def issue(ca: CA, common_name: str, days: int, now: dt.datetime) -> tuple[bytes,
 
 
 def renewal_reason(
-    cert_pem: bytes | None, ca: CA, common_name: str, now: dt.datetime, renew_fraction: float = 1 / 3
+    cert_pem: bytes | None, ca: CA, common_name: str, now: dt.datetime, renew_before: dt.timedelta
 ) -> str | None:
     """Why the stored certificate must be replaced, or None if it is still good."""
     if not cert_pem:
@@ -138,11 +138,11 @@ def renewal_reason(
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not cn or cn[0].value != common_name:
         return f"issued for another name ({cn[0].value if cn else 'none'})"
-    start, end = not_before(cert), not_after(cert)
+    end = not_after(cert)
     if now >= end:
         return "expired"
-    if end - now < (end - start) * renew_fraction:
-        return f"expires {end.isoformat()}, less than {renew_fraction:.0%} of its lifetime left"
+    if end - now < renew_before:
+        return f"expires {end.isoformat()}, less than {renew_before.days} days from now"
     return None
 
 
@@ -231,6 +231,7 @@ def parser() -> argparse.ArgumentParser:
         help="a Secret that receives the CA certificate (ca.crt) only",
     )
     p.add_argument("--days", type=int, default=90)
+    p.add_argument("--renew-before-days", type=float, default=30, help="renew when less than this is left")
     p.add_argument("--manifest", type=Path, help="kubeadm's etcd.yaml, to publish the etcd client URLs")
     p.add_argument(
         "--endpoints-secret",
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None, client: kube.Client | None = None, now: 
             target, _, common_name = spec.partition("=")
             namespace, name = ref(target)
             current = read_secret(client, namespace, name).get("tls.crt")
-            reason = renewal_reason(current, ca, common_name, now)
+            reason = renewal_reason(current, ca, common_name, now, dt.timedelta(days=args.renew_before_days))
             if reason is None:
                 print(f"{namespace}/{name}: certificate for {common_name} is current")
                 continue

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from .helpers import (
     RELEASE,
     Resolver,
     ServiceProbe,
-    free_port,
+    cluster_dns,
     helm,
     kubectl,
     kubectl_json,
@@ -45,41 +44,8 @@ def _kubeconfig() -> None:
 
 @pytest.fixture(scope="session")
 def resolver() -> Iterator[Resolver]:
-    """CoreDNS as seen from the test process: a NodePort mapped to loopback on kind, else a port-forward."""
-    nodeport = os.environ.get("E2E_DNS_NODEPORT")
-    if nodeport:
-        service = {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "k2s-dns-e2e-dns", "namespace": "kube-system"},
-            "spec": {
-                "type": "NodePort",
-                "selector": {"k8s-app": "kube-dns"},
-                "ports": [
-                    {"name": "dns", "port": 53, "targetPort": 53, "protocol": "UDP", "nodePort": int(nodeport)},
-                    {"name": "dns-tcp", "port": 53, "targetPort": 53, "protocol": "TCP", "nodePort": int(nodeport)},
-                ],
-            },
-        }
-        kubectl("apply", "-f", "-", stdin=json.dumps(service))
-        resolver = Resolver("127.0.0.1", int(os.environ.get("E2E_DNS_PORT", nodeport)))
-        wait_for(lambda: resolver.query("kubernetes.default.svc.cluster.local").records, 60, "CoreDNS on the NodePort")
+    with cluster_dns() as resolver:
         yield resolver
-        kubectl("-n", "kube-system", "delete", "service", "k2s-dns-e2e-dns", "--ignore-not-found")
-        return
-    port = free_port()
-    forward = subprocess.Popen(
-        ["kubectl", "-n", "kube-system", "port-forward", "svc/kube-dns", f"{port}:53"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    resolver = Resolver("127.0.0.1", port, tcp=True)
-    try:
-        wait_for(lambda: resolver.query("kubernetes.default.svc.cluster.local").records, 60, "CoreDNS port-forward")
-        yield resolver
-    finally:
-        forward.terminate()
-        forward.wait(10)
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +150,48 @@ class ServiceProbe:
 
     def failures_since(self, start: float) -> list[tuple[float, str]]:
         return [f for f in self.failures if f[0] >= start]
+
+
+@contextlib.contextmanager
+def cluster_dns(nodeport: str | None = None) -> Iterator[Resolver]:
+    """CoreDNS as seen from this machine: a NodePort mapped to loopback (kind, see tests/cluster),
+    else a kubectl port-forward (TCP). Removes what it created."""
+    nodeport = nodeport or os.environ.get("E2E_DNS_NODEPORT")
+    if nodeport:
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "k2s-dns-e2e-dns", "namespace": "kube-system"},
+            "spec": {
+                "type": "NodePort",
+                "selector": {"k8s-app": "kube-dns"},
+                "ports": [
+                    {"name": "dns", "port": 53, "targetPort": 53, "protocol": "UDP", "nodePort": int(nodeport)},
+                    {"name": "dns-tcp", "port": 53, "targetPort": 53, "protocol": "TCP", "nodePort": int(nodeport)},
+                ],
+            },
+        }
+        kubectl("apply", "-f", "-", stdin=json.dumps(service))
+        resolver = Resolver("127.0.0.1", int(nodeport))
+        try:
+            wait_for(lambda: resolver.query("kubernetes.default.svc.cluster.local").records, 60, "CoreDNS NodePort")
+            yield resolver
+        finally:
+            kubectl("-n", "kube-system", "delete", "service", "k2s-dns-e2e-dns", "--ignore-not-found")
+        return
+    port = free_port()
+    forward = subprocess.Popen(
+        ["kubectl", "-n", "kube-system", "port-forward", "svc/kube-dns", f"{port}:53"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    resolver = Resolver("127.0.0.1", port, tcp=True)
+    try:
+        wait_for(lambda: resolver.query("kubernetes.default.svc.cluster.local").records, 60, "CoreDNS port-forward")
+        yield resolver
+    finally:
+        forward.terminate()
+        forward.wait(10)
 
 
 def free_port() -> int:

@@ -95,31 +95,34 @@ def test_ecdsa_ca_works_too():
     assert certs.signed_by(x509.load_pem_x509_certificate(certs.issue(ca, "x", 1, NOW)[0]), ca.cert)
 
 
+MONTH = dt.timedelta(days=30)
+
+
 @pytest.mark.parametrize(
     ("age_days", "reason"),
-    [(0, None), (59, None), (61, "less than 33% of its lifetime left"), (91, "expired")],
+    [(0, None), (59, None), (61, "less than 30 days from now"), (91, "expired")],
 )
-def test_renewal_after_two_thirds_of_the_lifetime(ca, age_days, reason):
+def test_renewal_when_less_than_renew_before_is_left(ca, age_days, reason):
     cert_pem, _ = certs.issue(ca, "k2s-dns-coredns", 90, NOW)
     later = NOW + dt.timedelta(days=age_days)
-    result = certs.renewal_reason(cert_pem, ca, "k2s-dns-coredns", later)
+    result = certs.renewal_reason(cert_pem, ca, "k2s-dns-coredns", later, MONTH)
     assert result == reason if reason is None else reason in result
 
 
 def test_a_certificate_from_a_foreign_ca_is_replaced(ca):
     foreign = certs.CA.load(*make_ca("foreign"), NOW)
     cert_pem, _ = certs.issue(foreign, "k2s-dns-coredns", 90, NOW)
-    assert certs.renewal_reason(cert_pem, ca, "k2s-dns-coredns", NOW) == "signed by another CA"
+    assert certs.renewal_reason(cert_pem, ca, "k2s-dns-coredns", NOW, MONTH) == "signed by another CA"
 
 
 def test_a_certificate_for_another_name_is_replaced(ca):
     cert_pem, _ = certs.issue(ca, "someone", 90, NOW)
-    assert "another name" in certs.renewal_reason(cert_pem, ca, "k2s-dns-coredns", NOW)
+    assert "another name" in certs.renewal_reason(cert_pem, ca, "k2s-dns-coredns", NOW, MONTH)
 
 
 def test_missing_or_garbage_certificates_are_replaced(ca):
-    assert certs.renewal_reason(None, ca, "x", NOW) == "no certificate yet"
-    assert certs.renewal_reason(b"junk", ca, "x", NOW) == "stored certificate is not valid PEM"
+    assert certs.renewal_reason(None, ca, "x", NOW, MONTH) == "no certificate yet"
+    assert certs.renewal_reason(b"junk", ca, "x", NOW, MONTH) == "stored certificate is not valid PEM"
 
 
 def test_client_urls_come_from_the_kubeadm_manifest():

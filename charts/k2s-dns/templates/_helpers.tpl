@@ -192,6 +192,7 @@ containers:
     args:
       - --pki-dir=/etc/kubernetes/pki/etcd
       - --days={{ $c.certificateValidityDays }}
+      - --renew-before-days={{ $c.renewBeforeDays }}
       - --client={{ $.Values.coredns.namespace }}/{{ $.Values.coredns.clientSecret }}=k2s-dns-coredns
       - --client={{ $ns }}/{{ include "k2s-dns.externalDNS.clientSecret" $ }}=k2s-dns-external-dns
       - --ca-secret={{ $.Values.coredns.namespace }}/{{ $.Values.coredns.caSecret }}

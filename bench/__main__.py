@@ -1,0 +1,84 @@
+"""make bench: propagation latency, bulk scale, DNS throughput and footprint, two configurations.
+
+    python -m bench [--scale small|full] [--out bench/results]
+
+Needs KUBECONFIG (make cluster writes one under ~/.cache/k2s-dns). Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from tests.e2e.helpers import NAMESPACE, RELEASE, cluster_dns, helm, kubectl
+
+from bench import measure, report
+
+CHART = Path(__file__).resolve().parent.parent / "charts" / "k2s-dns"
+SCALES = {
+    "small": {"samples": 20, "bulk": 100, "dnsperf_seconds": 5},
+    "full": {"samples": 100, "bulk": 1000, "dnsperf_seconds": 10},
+}
+CONFIGS = {
+    # What ExternalDNS does out of the box: no event trigger, one sync a minute.
+    "upstream defaults": ["--set", "externalDNS.events=false", "--set", "externalDNS.interval=1m"],
+    # This chart's defaults (values.yaml): --events with a 1 s minimum between event syncs.
+    "chart defaults": [],
+}
+
+
+def install(extra: list[str]) -> None:
+    helm(
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "8m",
+        *extra,
+    )
+    kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{RELEASE}-external-dns", "--timeout=180s")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench")
+    p.add_argument("--scale", choices=sorted(SCALES), default="full")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = p.parse_args()
+    if not os.environ.get("KUBECONFIG"):
+        default = Path(os.environ.get("K2S_CACHE", Path.home() / ".cache/k2s-dns")) / "kubeconfig-k2s-dns"
+        if not default.exists():
+            raise SystemExit("no KUBECONFIG: run `make cluster` first (or export KUBECONFIG)")
+        os.environ["KUBECONFIG"] = str(default)
+    scale = SCALES[args.scale]
+    results: dict = {
+        "scale": args.scale,
+        **scale,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "configs": {},
+    }
+    with cluster_dns(os.environ.get("E2E_DNS_NODEPORT", "30053")) as resolver:
+        for name, values in CONFIGS.items():
+            install(values)
+            print(f"== {name}", flush=True)
+            results["configs"][name] = measure.configuration(resolver, scale, footprint_points=name == "chart defaults")
+        results["throughput"] = measure.throughput(resolver, scale["dnsperf_seconds"])
+    helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = report.markdown(results)
+    (args.out / "results.md").write_text(table)
+    report.plots(results, args.out)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

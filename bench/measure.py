@@ -1,0 +1,247 @@
+"""The measurements themselves; each returns plain data for results.json."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+
+from kubernetes import client, config
+from tests.e2e.helpers import NAMESPACE, RELEASE, Resolver, kubectl, kubectl_json
+
+POLL_DEADLINE = 150.0  # longer than the upstream 1 min interval plus a sync
+NODE = "k2s-dns-control-plane"
+
+
+def networking() -> client.NetworkingV1Api:
+    config.load_kube_config()
+    return client.NetworkingV1Api()
+
+
+def ingress(name: str, host: str) -> dict:
+    return {"metadata": {"name": name}, "spec": {"rules": [{"host": host}]}}
+
+
+def set_address(api: client.NetworkingV1Api, ns: str, name: str, ip: str) -> None:
+    api.patch_namespaced_ingress_status(name, ns, {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})
+
+
+def address(i: int) -> str:
+    return f"198.18.{i // 250}.{i % 250 + 1}"  # RFC 2544 benchmarking range: data only, never contacted
+
+
+def poll(resolver: Resolver, pending: dict[str, tuple[float, set[str] | None]]) -> dict[str, float]:
+    """Query every pending name in turn until it answers as wanted (None: NXDOMAIN); name -> seconds."""
+    done: dict[str, float] = {}
+    deadline = time.monotonic() + POLL_DEADLINE
+    while pending and time.monotonic() < deadline:
+        for name, (start, want) in list(pending.items()):
+            if time.monotonic() < start:
+                continue
+            answer = resolver.query(name, timeout=1.0)
+            ok = answer.rcode == "NXDOMAIN" if want is None else (answer.rcode == "NOERROR" and answer.records == want)
+            if ok:
+                done[name] = time.monotonic() - start
+                del pending[name]
+        time.sleep(0.02)
+    return done
+
+
+def percentiles(values: list[float]) -> dict[str, float | int]:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+
+    def pct(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    return {"n": len(values), "p50": pct(0.5), "p95": pct(0.95), "max": round(ordered[-1], 3)}
+
+
+def create_latency(api, resolver, ns: str, count: int, prequery: bool, tag: str) -> list[float]:
+    """Ingresses created one by one at random moments; each one's time until CoreDNS answers."""
+    pending: dict[str, tuple[float, set[str] | None]] = {}
+    spread = max(10.0, count * 0.3)
+    schedule = sorted(random.uniform(0, spread) for _ in range(count))
+    begin = time.monotonic()
+    for i, offset in enumerate(schedule):
+        name, host = f"{tag}-{i}", f"{tag}-{i}.cluster.local"
+        if prequery:
+            assert resolver.query(host).rcode == "NXDOMAIN"
+        time.sleep(max(0.0, begin + offset - time.monotonic()))
+        api.create_namespaced_ingress(ns, ingress(name, host))
+        set_address(api, ns, name, address(i))
+        pending[host] = (time.monotonic(), {address(i)})
+    done = poll(resolver, pending)
+    return list(done.values()) + [POLL_DEADLINE] * (count - len(done))
+
+
+def update_delete_latency(api, resolver, ns: str, count: int, tag: str) -> tuple[list[float], list[float]]:
+    updates: dict[str, tuple[float, set[str] | None]] = {}
+    for i in range(count):
+        set_address(api, ns, f"{tag}-{i}", address(i + 500))
+        updates[f"{tag}-{i}.cluster.local"] = (time.monotonic(), {address(i + 500)})
+        time.sleep(random.uniform(0, 0.5))
+    updated = poll(resolver, updates)
+    deletes: dict[str, tuple[float, set[str] | None]] = {}
+    for i in range(count):
+        api.delete_namespaced_ingress(f"{tag}-{i}", ns)
+        deletes[f"{tag}-{i}.cluster.local"] = (time.monotonic(), None)
+        time.sleep(random.uniform(0, 0.5))
+    deleted = poll(resolver, deletes)
+    return list(updated.values()), list(deleted.values())
+
+
+def bulk(api, resolver, ns: str, count: int) -> dict:
+    """count Ingresses at once: when does each resolve, counted from the first create?"""
+    start = time.monotonic()
+    for i in range(count):
+        api.create_namespaced_ingress(ns, ingress(f"bulk-{i}", f"bulk-{i}.cluster.local"))
+        set_address(api, ns, f"bulk-{i}", address(i))
+    created = time.monotonic() - start
+    pending = {f"bulk-{i}.cluster.local": (start, {address(i)}) for i in range(count)}
+    done = poll(resolver, pending)
+    return {
+        "count": count,
+        "create_seconds": round(created, 2),
+        "resolved": len(done),
+        "all_resolved_seconds": round(max(done.values()), 2) if len(done) == count else None,
+        "curve": sorted(round(v, 3) for v in done.values()),
+        "etcd_keys": etcd_key_count(),
+    }
+
+
+def etcd_key_count() -> int:
+    tls = ["--cacert=/etc/etcd/tls/ca.crt", "--cert=/etc/etcd/tls/tls.crt", "--key=/etc/etcd/tls/tls.key"]
+    out = kubectl(
+        "-n",
+        NAMESPACE,
+        "exec",
+        f"{RELEASE}-etcd-0",
+        "--",
+        "etcdctl",
+        "--endpoints=https://127.0.0.1:2379",
+        *tls,
+        "get",
+        "--prefix",
+        "/skydns",
+        "--count-only",
+        "-w",
+        "json",
+    )
+    return int(json.loads(out).get("count", 0))
+
+
+def footprint() -> dict[str, dict[str, float]]:
+    """Memory (MiB) and CPU (cores, averaged by crictl) of the three parts, read on the kind node."""
+    if shutil.which("docker") is None:
+        return {}
+    out = subprocess.run(
+        ["docker", "exec", NODE, "crictl", "stats", "-o", "json"], capture_output=True, text=True, check=False
+    ).stdout
+    if not out:
+        return {}
+    wanted = {"etcd": f"{RELEASE}-etcd", "external-dns": f"{RELEASE}-external-dns", "coredns": "coredns"}
+    usage: dict[str, dict[str, float]] = {}
+    for stat in json.loads(out).get("stats", []):
+        pod = stat["attributes"]["labels"].get("io.kubernetes.pod.name", "")
+        container = stat["attributes"]["metadata"]["name"]
+        for part, prefix in wanted.items():
+            if pod.startswith(prefix) and container in ("etcd", "external-dns", "coredns"):
+                entry = usage.setdefault(part, {"memory_mib": 0.0, "cpu_cores": 0.0})
+                entry["memory_mib"] += round(int(stat["memory"]["workingSetBytes"]["value"]) / 2**20, 1)
+                nano = stat["cpu"].get("usageNanoCores", {}).get("value", 0)
+                entry["cpu_cores"] += round(int(nano) / 1e9, 3)
+    return usage
+
+
+def configuration(resolver: Resolver, scale: dict, footprint_points: bool) -> dict:
+    api = networking()
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", ns)
+    try:
+        result: dict = {}
+        if footprint_points:
+            result["footprint"] = {"0": footprint()}
+        fresh = create_latency(api, resolver, ns, scale["samples"], prequery=False, tag="fresh")
+        negative = create_latency(api, resolver, ns, scale["samples"], prequery=True, tag="neg")
+        updated, deleted = update_delete_latency(api, resolver, ns, max(5, scale["samples"] // 5), "fresh")
+        result["create_fresh"] = {**percentiles(fresh), "samples": sorted(round(v, 3) for v in fresh)}
+        result["create_after_nxdomain"] = {**percentiles(negative), "samples": sorted(round(v, 3) for v in negative)}
+        result["update"] = percentiles(updated)
+        result["delete"] = percentiles(deleted)
+        print(f"   create p95 {result['create_fresh'].get('p95')} s", flush=True)
+        if footprint_points:
+            result["footprint"][str(len(kubectl_json("-n", ns, "get", "ingress")["items"]))] = footprint()
+        result["bulk"] = bulk(api, resolver, ns, scale["bulk"])
+        if footprint_points:
+            time.sleep(5)
+            result["footprint"][str(scale["bulk"] + 2 * scale["samples"])] = footprint()
+        return result
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=true", "--timeout=300s", check=False)
+
+
+def throughput(resolver: Resolver, seconds: int) -> dict:
+    """dnsperf against CoreDNS: an etcd-backed name versus a Service name, same load."""
+    if shutil.which("dnsperf") is None or resolver.tcp:
+        return {"skipped": "dnsperf not installed or no UDP path to CoreDNS"}
+    api = networking()
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", ns)
+    try:
+        api.create_namespaced_ingress(ns, ingress("perf", "perf.cluster.local"))
+        set_address(api, ns, "perf", "198.18.200.1")
+        poll(resolver, {"perf.cluster.local": (time.monotonic(), {"198.18.200.1"})})
+        results = {}
+        for label, name in (
+            ("etcd name", "perf.cluster.local"),
+            ("Service name", "kubernetes.default.svc.cluster.local"),
+        ):
+            with tempfile.NamedTemporaryFile("w", suffix=".txt") as data:
+                data.write(f"{name} A\n")
+                data.flush()
+                out = subprocess.run(
+                    [
+                        "dnsperf",
+                        "-s",
+                        resolver.host,
+                        "-p",
+                        str(resolver.port),
+                        "-d",
+                        data.name,
+                        "-l",
+                        str(seconds),
+                        "-c",
+                        "4",
+                        "-Q",
+                        "5000",
+                        "-S",
+                        "0",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout
+            results[label] = parse_dnsperf(out)
+        return results
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def parse_dnsperf(out: str) -> dict:
+    def number(pattern: str) -> float | None:
+        match = re.search(pattern, out)
+        return float(match.group(1)) if match else None
+
+    return {
+        "qps": number(r"Queries per second:\s+([\d.]+)"),
+        "lost": number(r"Queries lost:\s+(\d+)"),
+        "avg_latency_ms": (number(r"Average Latency \(s\):\s+([\d.]+)") or 0) * 1000,
+        "max_latency_ms": (number(r"max ([\d.]+)\)") or 0) * 1000,
+    }
