@@ -80,14 +80,15 @@ cluster-down: ## Delete the kind cluster and stop the container engine this proj
 	tests/cluster/down.sh $(CLUSTER_NAME)
 
 .PHONY: e2e
-e2e: $(VENV) bin/helm bin/kubectl bin/kind ## End-to-end suite on kind (or on $$KUBECONFIG if set)
+e2e: $(VENV) bin/helm bin/kubectl bin/kind ## End-to-end suite on kind (or on KUBECONFIG if set)
 	tests/cluster/e2e.sh $(CLUSTER_NAME) $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: $(VENV) bin/helm bin/kubectl ## Benchmarks: table + plots under bench/results (BENCH_SCALE=small|full)
+bench: $(VENV) bin/helm bin/kubectl ## Benchmarks on KUBECONFIG or the make-cluster cluster: table + plots in bench/results (BENCH_SCALE=small|full)
+	command -v dnsperf >/dev/null || { apt-get update -qq && apt-get install -y -qq dnsperf >/dev/null; }
 	$(PY) -m bench --scale $(BENCH_SCALE)
 
 .PHONY: clean
-clean: ## Remove local build outputs (not the shared cache in $$K2S_CACHE)
+clean: ## Remove local build outputs (not the shared cache in K2S_CACHE)
 	rm -rf .venv bin .pytest_cache .ruff_cache build *.egg-info src/*.egg-info
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -132,9 +132,10 @@ def etcd_key_count() -> int:
         "/skydns",
         "--count-only",
         "-w",
-        "json",
+        "fields",
     )
-    return int(json.loads(out).get("count", 0))
+    match = re.search(r'"Count"\s*:\s*(\d+)', out)
+    return int(match.group(1)) if match else -1
 
 
 def footprint() -> dict[str, dict[str, float]]:

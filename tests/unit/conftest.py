@@ -82,3 +82,27 @@ def pod_specs(objects: list[dict]) -> list[tuple[str, dict]]:
         elif obj["kind"] == "CronJob":
             specs.append((obj["metadata"]["name"], obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]))
     return specs
+
+
+@pytest.fixture
+def coredns_deployment() -> dict:
+    """The CoreDNS Deployment as kubeadm creates it (the parts the hook edits)."""
+    return {
+        "metadata": {"name": "coredns", "annotations": {"deployment.kubernetes.io/revision": "1"}},
+        "spec": {
+            "replicas": 2,
+            "template": {
+                "metadata": {"labels": {"k8s-app": "kube-dns"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "coredns",
+                            "args": ["-conf", "/etc/coredns/Corefile"],
+                            "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/coredns", "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [{"name": "config-volume", "configMap": {"name": "coredns"}}],
+                },
+            },
+        },
+    }

@@ -11,26 +11,8 @@ from k2s_dns.deployment import EtcdClientMount
 
 
 @pytest.fixture
-def coredns() -> dict:
-    return {
-        "metadata": {"name": "coredns", "annotations": {"deployment.kubernetes.io/revision": "1"}},
-        "spec": {
-            "replicas": 2,
-            "template": {
-                "metadata": {"labels": {"k8s-app": "kube-dns"}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "coredns",
-                            "args": ["-conf", "/etc/coredns/Corefile"],
-                            "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/coredns", "readOnly": True}],
-                        }
-                    ],
-                    "volumes": [{"name": "config-volume", "configMap": {"name": "coredns"}}],
-                },
-            },
-        },
-    }
+def coredns(coredns_deployment: dict) -> dict:
+    return coredns_deployment
 
 
 MOUNT = EtcdClientMount("etcd-client-for-core-dns", "etcd-ca", "coredns", (("10.96.0.50", ("etcd.k2s-dns.svc",)),))

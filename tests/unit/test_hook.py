@@ -53,29 +53,14 @@ class FakeApi:
 
 
 @pytest.fixture
-def api() -> FakeApi:
+def api(coredns_deployment: dict) -> FakeApi:
+    deploy = copy.deepcopy(coredns_deployment)
+    deploy["metadata"].update({"resourceVersion": "20", "generation": 1})
+    deploy["status"] = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
     return FakeApi(
         {
             CM: {"metadata": {"name": "coredns", "resourceVersion": "10"}, "data": {"Corefile": COREFILE}},
-            DEPLOY: {
-                "metadata": {"name": "coredns", "resourceVersion": "20", "generation": 1},
-                "spec": {
-                    "replicas": 2,
-                    "template": {
-                        "metadata": {"labels": {"k8s-app": "kube-dns"}},
-                        "spec": {
-                            "containers": [
-                                {
-                                    "name": "coredns",
-                                    "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/coredns"}],
-                                }
-                            ],
-                            "volumes": [{"name": "config-volume", "configMap": {"name": "coredns"}}],
-                        },
-                    },
-                },
-                "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2},
-            },
+            DEPLOY: deploy,
             SVC: {"metadata": {"name": "k2s-dns-etcd", "resourceVersion": "1"}, "spec": {"clusterIP": "10.96.0.50"}},
         }
     )
