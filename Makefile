@@ -44,10 +44,12 @@ tools: ## Pinned helm, kind and kubectl into ./bin (built from Go modules)
 	tools/install.sh helm kind kubectl
 
 .PHONY: lint
-lint: $(VENV) bin/helm ## ruff, helm lint --strict, README values table up to date
+lint: $(VENV) bin/helm ## ruff, helm lint --strict, yamllint (ct lint's checks), README values table up to date
 	ruff check src tests tools $(wildcard bench)
 	ruff format --check src tests tools $(wildcard bench)
 	helm lint --strict charts/k2s-dns
+	helm lint --strict charts/k2s-dns --set etcd.mode=cluster
+	yamllint -c .yamllint charts/k2s-dns/Chart.yaml charts/k2s-dns/values.yaml ct.yaml
 	$(PY) tools/values_table.py --check README.md
 
 .PHONY: docs
