@@ -33,6 +33,9 @@ CONFIGS = {
 
 
 def install(extra: list[str]) -> None:
+    # The chart's values.yaml is passed explicitly: helm upgrade would otherwise carry over the
+    # previous configuration's --set values.
+    values = ["--reset-values", "-f", str(CHART / "values.yaml")]
     helm(
         "upgrade",
         "--install",
@@ -44,6 +47,7 @@ def install(extra: list[str]) -> None:
         "--wait",
         "--timeout",
         "8m",
+        *values,
         *extra,
     )
     kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{RELEASE}-external-dns", "--timeout=180s")
@@ -68,6 +72,9 @@ def main() -> int:
     }
     with cluster_dns(os.environ.get("E2E_DNS_NODEPORT", "30053")) as resolver:
         for name, values in CONFIGS.items():
+            # A fresh release (and so an empty bundled etcd) per configuration: otherwise the next one
+            # would first spend its syncs deleting the previous one's 1000+ records.
+            helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
             install(values)
             args = kubectl(
                 "-n",
