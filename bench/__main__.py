@@ -25,8 +25,6 @@ SCALES = {
 CONFIGS = {
     # What ExternalDNS does out of the box: no event trigger, one sync a minute.
     "upstream defaults": ["--set", "externalDNS.events=false", "--set", "externalDNS.interval=1m"],
-    # --events alone: ExternalDNS (v0.21 controller.ScheduleRunOnce) runs at most 5 s after an event.
-    "events, 1 m interval": ["--set", "externalDNS.interval=1m"],
     # This chart's defaults (values.yaml): --events and a 1 s interval.
     "chart defaults": [],
 }
@@ -76,7 +74,7 @@ def main() -> int:
             # would first spend its syncs deleting the previous one's 1000+ records.
             helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
             install(values)
-            args = kubectl(
+            deployed = kubectl(
                 "-n",
                 NAMESPACE,
                 "get",
@@ -84,7 +82,7 @@ def main() -> int:
                 "-o",
                 "jsonpath={.spec.template.spec.containers[0].args}",
             )
-            print(f"== {name}: {args}", flush=True)
+            print(f"== {name}: {deployed}", flush=True)
             results["configs"][name] = measure.configuration(resolver, scale, footprint_points=name == "chart defaults")
         results["throughput"] = measure.throughput(resolver, scale["dnsperf_seconds"])
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)

@@ -8,8 +8,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from kubernetes import client, config
 from tests.e2e.helpers import NAMESPACE, RELEASE, Resolver, kubectl, kubectl_json
@@ -35,21 +37,51 @@ def address(i: int) -> str:
     return f"198.18.{i // 250}.{i % 250 + 1}"  # RFC 2544 benchmarking range: data only, never contacted
 
 
-def poll(resolver: Resolver, pending: dict[str, tuple[float, set[str] | None]]) -> dict[str, float]:
-    """Query every pending name in turn until it answers as wanted (None: NXDOMAIN); name -> seconds."""
+class Pending:
+    """Names waiting for an answer, shared by the thread that creates the objects and the poller."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.names: dict[str, tuple[float, set[str] | None]] = {}
+        self.producing = True
+
+    def add(self, name: str, want: set[str] | None) -> None:
+        with self.lock:
+            self.names[name] = (time.monotonic(), want)
+
+
+def poll(resolver: Resolver, pending: Pending) -> dict[str, float]:
+    """Query every pending name in turn, while more are being added, until each answers as wanted
+    (None: NXDOMAIN); name -> seconds since it was added."""
     done: dict[str, float] = {}
     deadline = time.monotonic() + POLL_DEADLINE
-    while pending and time.monotonic() < deadline:
-        for name, (start, want) in list(pending.items()):
-            if time.monotonic() < start:
-                continue
+    while (pending.producing or pending.names) and time.monotonic() < deadline:
+        with pending.lock:
+            items = list(pending.names.items())
+        for name, (start, want) in items:
             answer = resolver.query(name, timeout=1.0)
             ok = answer.rcode == "NXDOMAIN" if want is None else (answer.rcode == "NOERROR" and answer.records == want)
             if ok:
                 done[name] = time.monotonic() - start
-                del pending[name]
+                with pending.lock:
+                    del pending.names[name]
         time.sleep(0.02)
     return done
+
+
+def produce(pending: Pending, steps: list[Callable[[], tuple[str, set[str] | None]]], delays: list[float]) -> None:
+    """Run each step at its delay (seconds from now) in a thread; each step returns (name, wanted answer)."""
+
+    def run() -> None:
+        begin = time.monotonic()
+        try:
+            for step, delay in zip(steps, delays, strict=True):
+                time.sleep(max(0.0, begin + delay - time.monotonic()))
+                pending.add(*step())
+        finally:
+            pending.producing = False
+
+    threading.Thread(target=run, daemon=True).start()
 
 
 def percentiles(values: list[float]) -> dict[str, float | int]:
@@ -64,36 +96,49 @@ def percentiles(values: list[float]) -> dict[str, float | int]:
 
 
 def create_latency(api, resolver, ns: str, count: int, prequery: bool, tag: str) -> list[float]:
-    """Ingresses created one by one at random moments; each one's time until CoreDNS answers."""
-    pending: dict[str, tuple[float, set[str] | None]] = {}
-    spread = max(10.0, count * 0.3)
-    schedule = sorted(random.uniform(0, spread) for _ in range(count))
-    begin = time.monotonic()
-    for i, offset in enumerate(schedule):
-        name, host = f"{tag}-{i}", f"{tag}-{i}.cluster.local"
-        if prequery:
-            assert resolver.query(host).rcode == "NXDOMAIN"
-        time.sleep(max(0.0, begin + offset - time.monotonic()))
-        api.create_namespaced_ingress(ns, ingress(name, host))
-        set_address(api, ns, name, address(i))
-        pending[host] = (time.monotonic(), {address(i)})
+    """Ingresses created one by one at random moments while CoreDNS is polled; each one's time from
+    having an address to being answered."""
+
+    def step(i: int):
+        def create() -> tuple[str, set[str]]:
+            name, host = f"{tag}-{i}", f"{tag}-{i}.cluster.local"
+            if prequery:
+                resolver.query(host)  # NXDOMAIN now; shows whether a negative answer lingers
+            api.create_namespaced_ingress(ns, ingress(name, host))
+            set_address(api, ns, name, address(i))
+            return host, {address(i)}
+
+        return create
+
+    pending = Pending()
+    delays = sorted(random.uniform(0, max(10.0, count * 0.3)) for _ in range(count))
+    produce(pending, [step(i) for i in range(count)], delays)
     done = poll(resolver, pending)
     return list(done.values()) + [POLL_DEADLINE] * (count - len(done))
 
 
 def update_delete_latency(api, resolver, ns: str, count: int, tag: str) -> tuple[list[float], list[float]]:
-    updates: dict[str, tuple[float, set[str] | None]] = {}
-    for i in range(count):
-        set_address(api, ns, f"{tag}-{i}", address(i + 500))
-        updates[f"{tag}-{i}.cluster.local"] = (time.monotonic(), {address(i + 500)})
-        time.sleep(random.uniform(0, 0.5))
-    updated = poll(resolver, updates)
-    deletes: dict[str, tuple[float, set[str] | None]] = {}
-    for i in range(count):
-        api.delete_namespaced_ingress(f"{tag}-{i}", ns)
-        deletes[f"{tag}-{i}.cluster.local"] = (time.monotonic(), None)
-        time.sleep(random.uniform(0, 0.5))
-    deleted = poll(resolver, deletes)
+    def update(i: int):
+        def run() -> tuple[str, set[str]]:
+            set_address(api, ns, f"{tag}-{i}", address(i + 500))
+            return f"{tag}-{i}.cluster.local", {address(i + 500)}
+
+        return run
+
+    def delete(i: int):
+        def run() -> tuple[str, None]:
+            api.delete_namespaced_ingress(f"{tag}-{i}", ns)
+            return f"{tag}-{i}.cluster.local", None
+
+        return run
+
+    delays = sorted(random.uniform(0, count * 0.5) for _ in range(count))
+    pending = Pending()
+    produce(pending, [update(i) for i in range(count)], delays)
+    updated = poll(resolver, pending)
+    pending = Pending()
+    produce(pending, [delete(i) for i in range(count)], delays)
+    deleted = poll(resolver, pending)
     return list(updated.values()), list(deleted.values())
 
 
@@ -104,7 +149,9 @@ def bulk(api, resolver, ns: str, count: int) -> dict:
         api.create_namespaced_ingress(ns, ingress(f"bulk-{i}", f"bulk-{i}.cluster.local"))
         set_address(api, ns, f"bulk-{i}", address(i))
     created = time.monotonic() - start
-    pending = {f"bulk-{i}.cluster.local": (start, {address(i)}) for i in range(count)}
+    pending = Pending()
+    pending.names = {f"bulk-{i}.cluster.local": (start, {address(i)}) for i in range(count)}
+    pending.producing = False
     done = poll(resolver, pending)
     return {
         "count": count,
@@ -155,8 +202,9 @@ def footprint() -> dict[str, dict[str, float]]:
         for part, prefix in wanted.items():
             if pod.startswith(prefix) and container in ("etcd", "external-dns", "coredns"):
                 entry = usage.setdefault(part, {"memory_mib": 0.0, "cpu_cores": 0.0})
-                entry["memory_mib"] += round(int(stat["memory"]["workingSetBytes"]["value"]) / 2**20, 1)
-                nano = stat["cpu"].get("usageNanoCores", {}).get("value", 0)
+                memory = stat.get("memory", {}).get("workingSetBytes", {}).get("value", 0)
+                entry["memory_mib"] += round(int(memory) / 2**20, 1)
+                nano = stat.get("cpu", {}).get("usageNanoCores", {}).get("value", 0)
                 entry["cpu_cores"] += round(int(nano) / 1e9, 3)
     return usage
 
@@ -198,7 +246,10 @@ def throughput(resolver: Resolver, seconds: int) -> dict:
     try:
         api.create_namespaced_ingress(ns, ingress("perf", "perf.cluster.local"))
         set_address(api, ns, "perf", "198.18.200.1")
-        poll(resolver, {"perf.cluster.local": (time.monotonic(), {"198.18.200.1"})})
+        pending = Pending()
+        pending.add("perf.cluster.local", {"198.18.200.1"})
+        pending.producing = False
+        poll(resolver, pending)
         results = {}
         for label, name in (
             ("etcd name", "perf.cluster.local"),
