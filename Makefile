@@ -89,6 +89,7 @@ e2e: $(VENV) bin/helm bin/kubectl bin/kind ## End-to-end suite on kind (or on KU
 bench: $(VENV) bin/helm bin/kubectl ## Benchmarks on KUBECONFIG or the make-cluster cluster: table + plots in bench/results (BENCH_SCALE=small|full)
 	command -v dnsperf >/dev/null || { apt-get update -qq && apt-get install -y -qq dnsperf >/dev/null; }
 	$(PY) -m bench --scale $(BENCH_SCALE)
+	$(PY) tools/bench_table.py
 
 .PHONY: clean
 clean: ## Remove local build outputs (not the shared cache in K2S_CACHE)

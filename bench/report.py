@@ -50,7 +50,7 @@ def markdown(results: dict) -> str:
         ]
         for count, usage in chart["footprint"].items():
             cells = [
-                f"{usage.get(p, {}).get('memory_mib', '-')} / {usage.get(p, {}).get('cpu_cores', '-')}"
+                f"{round(usage.get(p, {}).get('memory_mib', 0), 1)} / {round(usage.get(p, {}).get('cpu_cores', 0), 3)}"
                 for p in ("etcd", "external-dns", "coredns")
             ]
             lines.append(f"| {count} | " + " | ".join(cells) + " |")
