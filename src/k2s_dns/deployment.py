@@ -1,4 +1,9 @@
-"""Pure edits of the CoreDNS Deployment: etcd client-certificate mounts and host aliases.
+"""Pure edits of the CoreDNS Deployment: etcd client-certificate mounts, host aliases, a preStop sleep.
+
+The preStop sleep exists because CoreDNS closes its etcd client on SIGTERM,
+before the lameduck period in which it still answers: a query reaching a
+terminating pod then gets SERVFAIL for every etcd name. Sleeping first lets the
+pod leave the Service endpoints while its etcd client still works.
 
 Everything added carries a `k2s-dns-` name or is listed in an annotation, so
 remove_etcd_client() takes away exactly what add_etcd_client() put there.
@@ -24,6 +29,7 @@ class EtcdClientMount:
     ca_secret: str
     container: str = "coredns"
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
+    pre_stop_sleep: int = 0  # seconds; 0 adds none, and a preStop hook already there is kept
 
     @property
     def tls_files(self) -> tuple[str, str, str]:
@@ -50,13 +56,17 @@ def add_etcd_client(deploy: dict, mount: EtcdClientMount) -> dict:
             {"name": CA_VOLUME, "secret": {"secretName": mount.ca_secret, "defaultMode": 0o444}},
         ]
     )
-    _container(pod, mount.container).setdefault("volumeMounts", []).extend(
+    container = _container(pod, mount.container)
+    container.setdefault("volumeMounts", []).extend(
         [
             {"name": CLIENT_VOLUME, "mountPath": CERT_DIR, "readOnly": True},
             {"name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": True},
         ]
     )
     managed: dict = {"container": mount.container}
+    if mount.pre_stop_sleep > 0 and "preStop" not in container.get("lifecycle", {}):
+        container.setdefault("lifecycle", {})["preStop"] = {"sleep": {"seconds": mount.pre_stop_sleep}}
+        managed["preStop"] = True
     if mount.host_aliases:
         aliases = [{"ip": ip, "hostnames": list(names)} for ip, names in mount.host_aliases]
         pod.setdefault("hostAliases", []).extend(aliases)
@@ -90,6 +100,12 @@ def _without_mounts(deploy: dict) -> dict:
         _filter(container, "volumeMounts", lambda m: m.get("name") not in ours)
     added = managed.get("hostAliases", [])
     _filter(pod, "hostAliases", lambda a: a not in added)
+    if managed.get("preStop"):
+        container = _container(pod, managed["container"])
+        lifecycle = container.get("lifecycle", {})
+        lifecycle.pop("preStop", None)
+        if not lifecycle:
+            container.pop("lifecycle", None)
     return deploy
 
 

@@ -7,6 +7,10 @@ Talks to etcd's JSON gateway (/v3/kv/range, /v3/kv/deleterange) with the
 client certificate, so the hook image needs no etcd library. A record is this
 release's only if its JSON `owner` field (ExternalDNS --coredns-strictly-owned)
 equals --owner: nothing else under the prefix, and nothing outside it, is touched.
+
+Pre-delete hooks run while the release's ExternalDNS still runs, and it would
+write the records straight back (it syncs every second), so --stop-deployment
+scales it to zero first, and the records are deleted until a scan finds none.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import base64
 import json
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -64,6 +69,42 @@ class Etcd:
         self.call("deleterange", {"key": b64(key)})
 
 
+def stop_deployment(client: kube.Client, ref: str, timeout: float, sleep=time.sleep) -> None:
+    namespace, _, name = ref.partition("/")
+    path = kube.deployment_path(namespace, name)
+
+    def scale_to_zero(deploy: dict) -> dict | None:
+        if deploy["spec"].get("replicas", 1) == 0:
+            return None
+        deploy["spec"]["replicas"] = 0
+        return deploy
+
+    try:
+        kube.update_with_retry(client, path, scale_to_zero)
+    except kube.ApiError as err:
+        if err.status == 404:
+            return
+        raise
+    kube.wait_for_rollout(client, path, timeout, sleep=sleep)
+    print(f"scaled Deployment {ref} to 0")
+
+
+def delete_owned(etcd: Etcd, prefix: str, owner: str, settle: float, rounds: int = 5, sleep=time.sleep) -> int:
+    """Delete until a scan, `settle` seconds after the last deletion, finds nothing owned."""
+    total = 0
+    for _ in range(rounds):
+        keys = owned_keys(etcd.records(prefix), owner)
+        if not keys:
+            return total
+        for key in keys:
+            etcd.delete(key)
+        total += len(keys)
+        sleep(settle)
+    raise ValueError(
+        f"records owned by {owner} keep reappearing under {prefix}: is another writer using that owner id?"
+    )
+
+
 def tls_context(cert: Path | None, key: Path | None, ca: Path | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca) if ca else None)
     if cert and key:
@@ -81,24 +122,33 @@ def main(argv: list[str] | None = None, client: kube.Client | None = None, etcd:
     p.add_argument("--key", type=Path)
     p.add_argument("--ca", type=Path)
     p.add_argument("--delete-secret", action="append", default=[], metavar="NAMESPACE/NAME")
+    p.add_argument("--stop-deployment", metavar="NAMESPACE/NAME", help="the release's ExternalDNS: scaled to 0 first")
+    p.add_argument("--timeout", type=float, default=120, help="seconds to wait for --stop-deployment")
+    p.add_argument("--settle", type=float, default=2, help="seconds between deleting and checking again")
     args = p.parse_args(argv)
     endpoints = list(args.endpoint)
     if args.endpoints_file and args.endpoints_file.exists():
         endpoints += [u for u in args.endpoints_file.read_text().strip().split(",") if u]
     errors = 0
+    if client is None and (args.delete_secret or args.stop_deployment):
+        client = kube.Client.in_cluster()
+    if args.stop_deployment:
+        try:
+            stop_deployment(client, args.stop_deployment, args.timeout)
+        except (OSError, kube.ApiError, TimeoutError) as err:
+            # Cleaning anyway: most records go, and the failure is reported.
+            print(f"error: cannot stop {args.stop_deployment}: {err}", file=sys.stderr)
+            errors += 1
     try:
         if etcd is None and endpoints:
             etcd = Etcd(endpoints[0], tls_context(args.cert, args.key, args.ca))
         if etcd is not None:
-            keys = owned_keys(etcd.records(args.prefix), args.owner)
-            for key in keys:
-                etcd.delete(key)
-            print(f"deleted {len(keys)} record(s) owned by {args.owner} under {args.prefix}")
+            count = delete_owned(etcd, args.prefix, args.owner, args.settle)
+            print(f"deleted {count} record(s) owned by {args.owner} under {args.prefix}")
     except (OSError, urllib.error.URLError, ValueError) as err:
         print(f"error: cannot clean etcd: {err}", file=sys.stderr)
         errors += 1
     try:
-        client = client or (kube.Client.in_cluster() if args.delete_secret else None)
         for ref in args.delete_secret:
             namespace, _, name = ref.partition("/")
             try:

@@ -92,7 +92,11 @@ def apply(client: kube.Client, args: argparse.Namespace) -> None:
     cm_path = kube.configmap_path(args.namespace, args.configmap)
     deploy_path = kube.deployment_path(args.namespace, args.deployment)
     mount = deployment.EtcdClientMount(
-        args.client_secret, args.ca_secret, args.container, resolve_host_aliases(client, args.host_alias)
+        args.client_secret,
+        args.ca_secret,
+        args.container,
+        resolve_host_aliases(client, args.host_alias),
+        args.pre_stop_sleep,
     )
     settings = corefile.EtcdSettings(args.zone, args.path, tuple(args.endpoint), mount.tls_files if args.tls else None)
     # Validate before touching anything: an unparsable Corefile changes nothing.
@@ -150,6 +154,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--client-secret", default="etcd-client-for-core-dns")
     p.add_argument("--ca-secret", default="etcd-ca")
     p.add_argument("--host-alias", action="append", default=[], metavar="HOSTNAME=NAMESPACE/SERVICE")
+    p.add_argument("--pre-stop-sleep", type=int, default=5, metavar="SECONDS", help="0: add no preStop hook")
     p.add_argument("--timeout", type=float, default=180)
     return p
 

@@ -15,7 +15,9 @@ def coredns(coredns_deployment: dict) -> dict:
     return coredns_deployment
 
 
-MOUNT = EtcdClientMount("etcd-client-for-core-dns", "etcd-ca", "coredns", (("10.96.0.50", ("etcd.k2s-dns.svc",)),))
+MOUNT = EtcdClientMount(
+    "etcd-client-for-core-dns", "etcd-ca", "coredns", (("10.96.0.50", ("etcd.k2s-dns.svc",)),), pre_stop_sleep=5
+)
 
 
 def test_add_mounts_both_secrets_and_the_host_alias(coredns):
@@ -67,3 +69,20 @@ def test_unknown_container_is_an_error(coredns):
     coredns["spec"]["template"]["spec"]["containers"].append({"name": "sidecar"})
     with pytest.raises(ValueError, match="no container named 'dns'"):
         deployment.add_etcd_client(coredns, EtcdClientMount("a", "b", "dns"))
+
+
+def test_pre_stop_sleep_is_added_and_removed(coredns):
+    patched = deployment.add_etcd_client(coredns, MOUNT)
+    container = patched["spec"]["template"]["spec"]["containers"][0]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    without = deployment.add_etcd_client(patched, EtcdClientMount("etcd-client-for-core-dns", "etcd-ca"))
+    assert "lifecycle" not in without["spec"]["template"]["spec"]["containers"][0]
+    assert deployment.remove_etcd_client(patched) == coredns
+
+
+def test_a_pre_stop_hook_of_the_owner_is_kept(coredns):
+    theirs = {"preStop": {"exec": {"command": ["/drain"]}}}
+    coredns["spec"]["template"]["spec"]["containers"][0]["lifecycle"] = copy.deepcopy(theirs)
+    patched = deployment.add_etcd_client(coredns, MOUNT)
+    assert patched["spec"]["template"]["spec"]["containers"][0]["lifecycle"] == theirs
+    assert deployment.remove_etcd_client(patched) == coredns

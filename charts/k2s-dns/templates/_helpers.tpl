@@ -130,6 +130,7 @@ containers:
       - --container={{ $.Values.coredns.container }}
       - --timeout={{ $.Values.coredns.rolloutTimeout }}
       {{- if eq .action "apply" }}
+      - --pre-stop-sleep={{ $.Values.coredns.preStopSleepSeconds }}
       - --server-block={{ $.Values.coredns.serverBlock }}
       - --zone={{ $.Values.zone }}
       - --path={{ $.Values.etcd.prefix }}
