@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 
 from kubernetes import client, config
-from tests.e2e.helpers import NAMESPACE, RELEASE, Resolver, kubectl, kubectl_json
+from tests.e2e.helpers import RELEASE, Resolver, etcdctl, kubectl, kubectl_json
 
 POLL_DEADLINE = 150.0  # longer than the upstream 1 min interval plus a sync
 NODE = "k2s-dns-control-plane"
@@ -164,23 +164,7 @@ def bulk(api, resolver, ns: str, count: int) -> dict:
 
 
 def etcd_key_count() -> int:
-    tls = ["--cacert=/etc/etcd/tls/ca.crt", "--cert=/etc/etcd/tls/tls.crt", "--key=/etc/etcd/tls/tls.key"]
-    out = kubectl(
-        "-n",
-        NAMESPACE,
-        "exec",
-        f"{RELEASE}-etcd-0",
-        "--",
-        "etcdctl",
-        "--endpoints=https://127.0.0.1:2379",
-        *tls,
-        "get",
-        "--prefix",
-        "/skydns",
-        "--count-only",
-        "-w",
-        "fields",
-    )
+    out = etcdctl("get", "--prefix", "/skydns", "--count-only", "-w", "fields")
     match = re.search(r'"Count"\s*:\s*(\d+)', out)
     return int(match.group(1)) if match else -1
 

@@ -18,24 +18,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import ssl
 import sys
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 from . import kube
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def prefix_range_end(prefix: str) -> str:
-    """etcd's range end for "every key starting with prefix" (last byte + 1)."""
-    raw = prefix.encode()
-    return base64.b64encode(raw[:-1] + bytes([raw[-1] + 1])).decode()
+from .etcd_gateway import Gateway, GatewayError, tls_context
 
 
 def owned_keys(kvs: list[dict], owner: str) -> list[str]:
@@ -48,25 +37,6 @@ def owned_keys(kvs: list[dict], owner: str) -> list[str]:
         if isinstance(value, dict) and value.get("owner") == owner:
             keys.append(base64.b64decode(kv["key"]).decode())
     return keys
-
-
-class Etcd:
-    def __init__(self, endpoint: str, context: ssl.SSLContext | None):
-        self.endpoint = endpoint.rstrip("/")
-        self.context = context
-
-    def call(self, api: str, body: dict) -> dict:
-        req = urllib.request.Request(f"{self.endpoint}/v3/kv/{api}", data=json.dumps(body).encode(), method="POST")
-        req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, context=self.context, timeout=15) as resp:
-            return json.loads(resp.read())
-
-    def records(self, prefix: str) -> list[dict]:
-        prefix = prefix.rstrip("/") + "/"
-        return self.call("range", {"key": b64(prefix), "range_end": prefix_range_end(prefix)}).get("kvs", [])
-
-    def delete(self, key: str) -> None:
-        self.call("deleterange", {"key": b64(key)})
 
 
 def stop_deployment(client: kube.Client, ref: str, timeout: float, sleep=time.sleep) -> None:
@@ -89,7 +59,7 @@ def stop_deployment(client: kube.Client, ref: str, timeout: float, sleep=time.sl
     print(f"scaled Deployment {ref} to 0")
 
 
-def delete_owned(etcd: Etcd, prefix: str, owner: str, settle: float, rounds: int = 5, sleep=time.sleep) -> int:
+def delete_owned(etcd: Gateway, prefix: str, owner: str, settle: float, rounds: int = 5, sleep=time.sleep) -> int:
     """Delete until a scan, `settle` seconds after the last deletion, finds nothing owned."""
     total = 0
     for _ in range(rounds):
@@ -105,14 +75,7 @@ def delete_owned(etcd: Etcd, prefix: str, owner: str, settle: float, rounds: int
     )
 
 
-def tls_context(cert: Path | None, key: Path | None, ca: Path | None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(ca) if ca else None)
-    if cert and key:
-        context.load_cert_chain(str(cert), str(key))
-    return context
-
-
-def main(argv: list[str] | None = None, client: kube.Client | None = None, etcd: Etcd | None = None) -> int:
+def main(argv: list[str] | None = None, client: kube.Client | None = None, etcd: Gateway | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m k2s_dns.etcd_cleanup", description=__doc__.splitlines()[0])
     p.add_argument("--prefix", default="/skydns")
     p.add_argument("--owner", required=True)
@@ -141,11 +104,11 @@ def main(argv: list[str] | None = None, client: kube.Client | None = None, etcd:
             errors += 1
     try:
         if etcd is None and endpoints:
-            etcd = Etcd(endpoints[0], tls_context(args.cert, args.key, args.ca))
+            etcd = Gateway(endpoints[0], tls_context(args.cert, args.key, args.ca))
         if etcd is not None:
             count = delete_owned(etcd, args.prefix, args.owner, args.settle)
             print(f"deleted {count} record(s) owned by {args.owner} under {args.prefix}")
-    except (OSError, urllib.error.URLError, ValueError) as err:
+    except (OSError, urllib.error.URLError, ValueError, GatewayError) as err:
         print(f"error: cannot clean etcd: {err}", file=sys.stderr)
         errors += 1
     try:

@@ -225,11 +225,3 @@ def networking() -> client.NetworkingV1Api:
 @pytest.fixture
 def ingresses(networking: client.NetworkingV1Api, namespace: str) -> Ingresses:
     return Ingresses(networking, namespace)
-
-
-def etcdctl(*args: str) -> str:
-    """etcdctl inside the bundled etcd pod, authenticated with the server certificate."""
-    tls = ["--cacert=/etc/etcd/tls/ca.crt", "--cert=/etc/etcd/tls/tls.crt", "--key=/etc/etcd/tls/tls.key"]
-    return kubectl(
-        "-n", NAMESPACE, "exec", f"{RELEASE}-etcd-0", "--", "etcdctl", "--endpoints=https://127.0.0.1:2379", *tls, *args
-    )

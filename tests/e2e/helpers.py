@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -33,6 +34,22 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
 
 def kubectl_json(*args: str) -> Any:
     return json.loads(kubectl(*args, "-o", "json"))
+
+
+def etcdctl(*args: str, as_root: bool = True, check: bool = True) -> str:
+    """etcdctl inside the bundled etcd pod over TLS with the server certificate, as etcd's root user when
+    authentication is on (as_root=False: as the certificate's CN, which is no etcd user)."""
+    tls = ["--cacert=/etc/etcd/tls/ca.crt", "--cert=/etc/etcd/tls/tls.crt", "--key=/etc/etcd/tls/tls.key"]
+    user = []
+    if as_root:
+        secret = f"{RELEASE}-etcd-root"
+        encoded = kubectl(
+            "-n", NAMESPACE, "get", "secret", secret, "--ignore-not-found", "-o", "jsonpath={.data.password}"
+        )
+        if encoded:
+            user = [f"--user=root:{base64.b64decode(encoded).decode()}"]
+    exec_etcdctl = ["-n", NAMESPACE, "exec", f"{RELEASE}-etcd-0", "-c", "etcd", "--", "etcdctl"]
+    return kubectl(*exec_etcdctl, "--endpoints=https://127.0.0.1:2379", *tls, *user, *args, check=check)
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:

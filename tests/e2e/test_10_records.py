@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
-from .conftest import etcdctl, pod_lookup
-from .helpers import diagnostics, is_nxdomain, kubectl, resolves_to, wait_for
+import pytest
+
+from .conftest import pod_lookup
+from .helpers import diagnostics, etcdctl, is_nxdomain, kubectl, resolves_to, wait_for
 
 PROPAGATION = 60  # generous: the chart's defaults publish in about a second
 
@@ -103,6 +105,22 @@ def test_records_of_another_owner_are_untouched(ingresses, resolver):
         assert "203.0.113.9" in resolver.query("foreign.cluster.local").records
     finally:
         etcdctl("del", foreign_key)
+
+
+def test_etcd_grants_each_client_only_what_it_needs(ingresses, resolver):
+    # The records this suite resolves were written as user k2s-dns-external-dns and read as k2s-dns-coredns
+    # (their certificates' CNs): with authentication on, anything else is refused.
+    assert "Authentication Status: true" in etcdctl("auth", "status")
+    with pytest.raises(RuntimeError, match="permission denied"):
+        etcdctl("get", "--prefix", "/skydns", as_root=False)
+    writer = etcdctl("role", "get", "k2s-dns-external-dns-prefix")
+    reader = etcdctl("role", "get", "k2s-dns-coredns-prefix")
+    read, write = writer.split("KV Write:")
+    assert "[/skydns, /skydnt)" in read and "[/skydns, /skydnt)" in write, writer
+    read, write = reader.split("KV Write:")
+    assert "[/skydns, /skydnt)" in read and "/skydns" not in write, reader
+    assert "k2s-dns-external-dns-prefix" in etcdctl("user", "get", "k2s-dns-external-dns")
+    assert "k2s-dns-coredns-prefix" in etcdctl("user", "get", "k2s-dns-coredns")
 
 
 def test_service_names_resolve_as_before(namespace, resolver, client_pod, kubernetes_ip, service_probe):

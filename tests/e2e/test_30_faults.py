@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .helpers import NAMESPACE, RELEASE, diagnostics, kubectl, resolves_to, wait_for
+from .helpers import NAMESPACE, RELEASE, diagnostics, etcdctl, kubectl, resolves_to, wait_for
 
 RECOVERY = 240  # ExternalDNS crash-loops (with back-off) while etcd is away
 
@@ -29,6 +29,16 @@ def test_etcd_pod_deleted(published, service_probe):
     kubectl("-n", NAMESPACE, "rollout", "status", f"statefulset/{RELEASE}-etcd", "--timeout=180s")
     wait_for(published, RECOVERY, "record back after etcd restart", diagnostics, interval=1)
     assert_services_kept_resolving(service_probe, start)
+    # The new pod's etcd started empty (no persistence): its auth sidecar must have locked it again.
+    wait_for(etcd_locked, 60, "authentication back on in the new etcd", auth_sidecar_log)
+
+
+def etcd_locked() -> bool:
+    return "Authentication Status: true" in etcdctl("auth", "status", check=False)
+
+
+def auth_sidecar_log() -> str:
+    return kubectl("-n", NAMESPACE, "logs", f"{RELEASE}-etcd-0", "-c", "auth", check=False)
 
 
 def test_external_dns_pod_deleted(published, service_probe):

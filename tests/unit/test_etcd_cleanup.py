@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from k2s_dns import etcd_cleanup, kube
+from k2s_dns import etcd_cleanup, etcd_gateway, kube
 
 
 def kv(key: str, value) -> dict:
@@ -46,7 +46,7 @@ class RewritingEtcd(FakeEtcd):
 
 
 def test_range_end_covers_exactly_the_prefix():
-    assert base64.b64decode(etcd_cleanup.prefix_range_end("/skydns/")) == b"/skydns0"
+    assert base64.b64decode(etcd_gateway.prefix_range_end("/skydns/")) == b"/skydns0"
 
 
 def test_only_owned_records_are_deleted():

@@ -7,6 +7,8 @@ import json
 
 import kubernetes_validate
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from .conftest import KUBE_VERSION, find, pod_specs
 
@@ -33,6 +35,7 @@ MATRIX = {
         "etcd": {"mode": "cluster", "cluster": {"existingSecret": "mine", "endpoints": ["https://10.0.0.2:2379"]}}
     },
     "no-patch": {"coredns": {"patch": {"enabled": False}}, "networkPolicy": {"enabled": False}},
+    "no-etcd-auth": {"etcd": {"bundled": {"auth": {"enabled": False}}}},
 }
 
 
@@ -58,7 +61,7 @@ def test_default_render_has_every_part(render):
     assert kinds["NetworkPolicy"] == ["k2s-dns-etcd"]
     assert kinds["PodDisruptionBudget"] == ["k2s-dns-etcd"]
     assert kinds["Pod"] == ["k2s-dns-test"] and kinds["Ingress"] == ["k2s-dns-test"]
-    assert len(kinds["Secret"]) == 5
+    assert len(kinds["Secret"]) == 6
 
 
 @pytest.mark.parametrize("case", sorted(MATRIX))
@@ -198,6 +201,34 @@ def test_bundled_etcd_uses_tls_and_client_certificates(render):
     assert "--listen-client-urls=https://0.0.0.0:2379" in args
 
 
+def common_name(pem_b64: str) -> str:
+    cert = x509.load_pem_x509_certificate(base64.b64decode(pem_b64))
+    return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def test_etcd_users_are_the_client_certificate_names(render):
+    objects = render()
+    pod = find(objects, "StatefulSet")["spec"]["template"]["spec"]
+    _, auth = pod["containers"]
+    assert auth["name"] == "auth" and auth["command"] == ["python3", "-m", "k2s_dns.etcd_auth"]
+    args = dict(a.lstrip("-").split("=", 1) for a in auth["args"])
+    assert args["endpoint"] == "https://127.0.0.1:2379" and args["prefix"] == "/skydns"
+    assert args["writer"] == common_name(find(objects, "Secret", "k2s-dns-external-dns-etcd-client")["data"]["tls.crt"])
+    assert args["reader"] == common_name(find(objects, "Secret", "etcd-client-for-core-dns")["data"]["tls.crt"])
+    assert {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} == {
+        "k2s-dns-etcd-server",
+        "k2s-dns-etcd-root",
+    }
+    assert len(base64.b64decode(find(objects, "Secret", "k2s-dns-etcd-root")["data"]["password"])) == 32
+
+
+@pytest.mark.parametrize("case", ["no-etcd-auth", "http-only"])
+def test_etcd_without_auth(case, render):
+    objects = render(MATRIX[case])
+    assert [c["name"] for c in find(objects, "StatefulSet")["spec"]["template"]["spec"]["containers"]] == ["etcd"]
+    assert not [o for o in objects if o["metadata"]["name"] == "k2s-dns-etcd-root"]
+
+
 def test_http_only_when_asked(render):
     objects = render(MATRIX["http-only"])
     args = find(objects, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -244,6 +275,7 @@ def test_certificates_share_one_ca_and_no_ca_key_is_stored(render):
         ("k2s-dns", "k2s-dns-external-dns-etcd-client"),
         ("kube-system", "etcd-client-for-core-dns"),
         ("kube-system", "etcd-ca"),
+        ("k2s-dns", "k2s-dns-etcd-root"),
     }
     cas = {decode(s, "ca.crt") for s in secrets.values() if "ca.crt" in s["data"]}
     assert len(cas) == 1

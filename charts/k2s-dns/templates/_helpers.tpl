@@ -102,6 +102,11 @@ imagePullSecrets:
 {{- toYaml .Values.securityContext }}
 {{- end }}
 
+{{/* "true" when the bundled etcd runs with authentication (it needs client certificates: users are their CNs). */}}
+{{- define "k2s-dns.etcd.auth" -}}
+{{- and (eq .Values.etcd.mode "bundled") .Values.etcd.tls .Values.etcd.bundled.auth.enabled }}
+{{- end }}
+
 {{/* "true" when the etcd endpoints use TLS (CoreDNS then mounts the client certificate). */}}
 {{- define "k2s-dns.etcd.useTLS" -}}
 {{- if eq .Values.etcd.mode "bundled" }}{{ .Values.etcd.tls }}{{ else if eq .Values.etcd.mode "cluster" }}true{{ else }}{{ hasPrefix "https://" (include "k2s-dns.etcd.endpoints" .) }}{{ end }}
