@@ -12,14 +12,14 @@ from .helpers import diagnostics, etcdctl, is_nxdomain, kubectl, resolves_to, wa
 PROPAGATION = 60  # generous: the chart's defaults publish in about a second
 
 
+def wait_until_resolves(resolver, name: str, expected: set[str], rdtype: str = "A") -> None:
+    what = f"{name} {rdtype} {' '.join(sorted(expected))}"
+    wait_for(resolves_to(resolver, name, expected, rdtype), PROPAGATION, what, diagnostics)
+
+
 def test_status_ip_becomes_an_a_record(ingresses, resolver, client_pod):
     ingresses.apply("web", ["web-a.cluster.local"], ["192.0.2.10"])
-    wait_for(
-        resolves_to(resolver, "web-a.cluster.local", {"192.0.2.10"}),
-        PROPAGATION,
-        "web-a.cluster.local A 192.0.2.10",
-        diagnostics,
-    )
+    wait_until_resolves(resolver, "web-a.cluster.local", {"192.0.2.10"})
     # Inside a pod, through its own resolv.conf (search path, ndots), as applications resolve it.
     wait_for(
         lambda: pod_lookup("web-a.cluster.local") == {"192.0.2.10"},
@@ -43,22 +43,12 @@ def test_target_annotation_wins_over_status(ingresses, resolver):
         ["192.0.2.30"],
         annotations={"external-dns.alpha.kubernetes.io/target": "198.51.100.7"},
     )
-    wait_for(
-        resolves_to(resolver, "annotated.cluster.local", {"198.51.100.7"}),
-        PROPAGATION,
-        "annotated.cluster.local A 198.51.100.7",
-        diagnostics,
-    )
+    wait_until_resolves(resolver, "annotated.cluster.local", {"198.51.100.7"})
 
 
 def test_ipv6_status_becomes_an_aaaa_record(ingresses, resolver):
     ingresses.apply("v6", ["six.cluster.local"], ["2001:db8::6"])
-    wait_for(
-        resolves_to(resolver, "six.cluster.local", {"2001:db8::6"}, "AAAA"),
-        PROPAGATION,
-        "six.cluster.local AAAA 2001:db8::6",
-        diagnostics,
-    )
+    wait_until_resolves(resolver, "six.cluster.local", {"2001:db8::6"}, "AAAA")
 
 
 def test_record_follows_address_and_host_changes(ingresses, resolver):
