@@ -37,8 +37,9 @@ def markdown(results: dict) -> str:
     lines += ["", "| CoreDNS under dnsperf | qps | avg latency ms | max latency ms | lost |", "|---|---|---|---|---|"]
     for label, row in results.get("throughput", {}).items():
         if isinstance(row, dict):
+            qps = round(row["qps"]) if row.get("qps") else None
             lines.append(
-                f"| {label} | {fmt(row.get('qps'))} | {fmt(round(row.get('avg_latency_ms') or 0, 3))} "
+                f"| {label} | {fmt(qps)} | {fmt(round(row.get('avg_latency_ms') or 0, 3))} "
                 f"| {fmt(round(row.get('max_latency_ms') or 0, 3))} | {fmt(row.get('lost'))} |"
             )
     chart = results["configs"].get("chart defaults", {})
