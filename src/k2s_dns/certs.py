@@ -166,7 +166,7 @@ def secret_body(namespace: str, name: str, data: dict[str, bytes], tls: bool, la
 
 def upsert(client: kube.Client, body: dict) -> None:
     meta = body["metadata"]
-    path = f"/api/v1/namespaces/{meta['namespace']}/secrets/{meta['name']}"
+    path = kube.secret_path(meta["namespace"], meta["name"])
     try:
         current = client.get(path)
     except kube.ApiError as err:
@@ -180,7 +180,7 @@ def upsert(client: kube.Client, body: dict) -> None:
 
 def read_secret(client: kube.Client, namespace: str, name: str) -> dict[str, bytes]:
     try:
-        data = client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}").get("data") or {}
+        data = client.get(kube.secret_path(namespace, name)).get("data") or {}
     except kube.ApiError as err:
         if err.status == 404:
             return {}
@@ -205,13 +205,6 @@ def restart(client: kube.Client, namespace: str, name: str, now: dt.datetime) ->
             raise
 
 
-def ref(spec: str) -> tuple[str, str]:
-    namespace, _, name = spec.partition("/")
-    if not namespace or not name:
-        raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, got {spec!r}")
-    return namespace, name
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m k2s_dns.certs", description=__doc__.splitlines()[0])
     p.add_argument("--pki-dir", type=Path, default=Path("/etc/kubernetes/pki/etcd"))
@@ -226,7 +219,7 @@ def parser() -> argparse.ArgumentParser:
         "--ca-secret",
         action="append",
         default=[],
-        type=ref,
+        type=kube.namespaced,
         metavar="NAMESPACE/SECRET",
         help="a Secret that receives the CA certificate (ca.crt) only",
     )
@@ -235,7 +228,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, help="kubeadm's etcd.yaml, to publish the etcd client URLs")
     p.add_argument(
         "--endpoints-secret",
-        type=ref,
+        type=kube.namespaced,
         metavar="NAMESPACE/SECRET",
         help="receives ETCD_URLS (comma-separated) discovered from --manifest",
     )
@@ -244,7 +237,7 @@ def parser() -> argparse.ArgumentParser:
         "--rollout",
         action="append",
         default=[],
-        type=ref,
+        type=kube.namespaced,
         metavar="NAMESPACE/DEPLOYMENT",
         help="restarted when a certificate was renewed",
     )
@@ -262,7 +255,7 @@ def main(argv: list[str] | None = None, client: kube.Client | None = None, now: 
         renewed = False
         for spec in args.client:
             target, _, common_name = spec.partition("=")
-            namespace, name = ref(target)
+            namespace, name = kube.namespaced(target)
             current = read_secret(client, namespace, name).get("tls.crt")
             reason = renewal_reason(current, ca, common_name, now, dt.timedelta(days=args.renew_before_days))
             if reason is None:

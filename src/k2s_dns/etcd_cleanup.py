@@ -40,8 +40,7 @@ def owned_keys(kvs: list[dict], owner: str) -> list[str]:
 
 
 def stop_deployment(client: kube.Client, ref: str, timeout: float, sleep=time.sleep) -> None:
-    namespace, _, name = ref.partition("/")
-    path = kube.deployment_path(namespace, name)
+    path = kube.deployment_path(*kube.namespaced(ref))
 
     def scale_to_zero(deploy: dict) -> dict | None:
         if deploy["spec"].get("replicas", 1) == 0:
@@ -113,9 +112,8 @@ def main(argv: list[str] | None = None, client: kube.Client | None = None, etcd:
         errors += 1
     try:
         for ref in args.delete_secret:
-            namespace, _, name = ref.partition("/")
             try:
-                client.request("DELETE", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+                client.request("DELETE", kube.secret_path(*kube.namespaced(ref)))
                 print(f"deleted Secret {ref}")
             except kube.ApiError as err:
                 if err.status != 404:

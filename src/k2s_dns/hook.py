@@ -68,7 +68,7 @@ def resolve_host_aliases(client: kube.Client, specs: list[str]) -> tuple[tuple[s
     aliases = []
     for spec in specs:
         hostname, _, ref = spec.partition("=")
-        namespace, _, name = ref.partition("/")
+        namespace, name = kube.namespaced(ref)
         ip = client.get(kube.service_path(namespace, name))["spec"].get("clusterIP")
         if not ip or ip == "None":
             raise RuntimeError(f"Service {ref} has no cluster IP for host alias {hostname}")
@@ -78,8 +78,7 @@ def resolve_host_aliases(client: kube.Client, specs: list[str]) -> tuple[tuple[s
 
 def secret_endpoints(client: kube.Client, ref: str) -> list[str]:
     """etcd URLs published (key ETCD_URLS) by the cluster-mode certificate Job."""
-    namespace, _, name = ref.partition("/")
-    data = client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}").get("data") or {}
+    data = client.get(kube.secret_path(*kube.namespaced(ref))).get("data") or {}
     urls = base64.b64decode(data.get("ETCD_URLS", "")).decode().strip()
     if not urls:
         raise RuntimeError(f"Secret {ref} has no ETCD_URLS")

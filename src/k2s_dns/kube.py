@@ -5,6 +5,7 @@ The hook image stays small and has no third-party dependency to keep patched.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -75,6 +76,18 @@ def deployment_path(namespace: str, name: str) -> str:
 
 def service_path(namespace: str, name: str) -> str:
     return f"/api/v1/namespaces/{namespace}/services/{name}"
+
+
+def secret_path(namespace: str, name: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/secrets/{name}"
+
+
+def namespaced(spec: str) -> tuple[str, str]:
+    """`NAMESPACE/NAME` -> (namespace, name); usable as an argparse type."""
+    namespace, _, name = spec.partition("/")
+    if not namespace or not name:
+        raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, got {spec!r}")
+    return namespace, name
 
 
 def update_with_retry(
