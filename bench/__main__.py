@@ -19,8 +19,8 @@ from bench import measure, report
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "k2s-dns"
 SCALES = {
-    "small": {"samples": 20, "bulk": 100, "dnsperf_seconds": 5},
-    "full": {"samples": 100, "bulk": 1000, "dnsperf_seconds": 10},
+    "small": {"samples": 20, "bulk": 100, "dnsperf_seconds": 5, "heal_runs": 10},
+    "full": {"samples": 100, "bulk": 1000, "dnsperf_seconds": 10, "heal_runs": 10},
 }
 CONFIGS = {
     # What ExternalDNS does out of the box: no event trigger, one sync a minute.
@@ -85,6 +85,8 @@ def main() -> int:
             print(f"== {name}: {deployed}", flush=True)
             results["configs"][name] = measure.configuration(resolver, scale, footprint_points=name == "chart defaults")
         results["throughput"] = measure.throughput(resolver, scale["dnsperf_seconds"])
+        print(f"== kubeadm's CoreDNS addon phase, {scale['heal_runs']} runs", flush=True)
+        results["kubeadm_heal"] = measure.kubeadm_heal(resolver, scale["heal_runs"])
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -281,3 +281,75 @@ def parse_dnsperf(out: str) -> dict:
         "avg_latency_ms": (number(r"Average Latency \(s\):\s+([\d.]+)") or 0) * 1000,
         "max_latency_ms": (number(r"max ([\d.]+)\)") or 0) * 1000,
     }
+
+
+def _coredns() -> dict:
+    return kubectl_json("-n", "kube-system", "get", "deployment", "coredns")
+
+
+def _mounted(deploy: dict) -> bool:
+    volumes = deploy["spec"]["template"]["spec"].get("volumes", [])
+    return any(v.get("name") == "k2s-dns-etcd-client" for v in volumes)
+
+
+def _rolled_out(deploy: dict) -> bool:
+    spec, status = deploy["spec"], deploy.get("status", {})
+    want = spec.get("replicas", 1)
+    return status.get("observedGeneration", 0) >= deploy["metadata"].get("generation", 0) and status.get(
+        "updatedReplicas"
+    ) == want == status.get("replicas") == status.get("availableReplicas")
+
+
+def kubeadm_heal(resolver: Resolver, runs: int) -> dict:
+    """kubeadm's CoreDNS addon phase (what `kubeadm upgrade apply` runs for CoreDNS), `runs` times: seconds
+    from the end of the phase until the controller has put the certificate mounts back, and until the
+    rollout is complete with an etcd name answering from every answer in a row of 5."""
+    api = networking()
+    ns = f"bench-heal-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", ns)
+    mounts: list[float] = []
+    healed: list[float] = []
+    try:
+        api.create_namespaced_ingress(ns, ingress("heal", "heal.cluster.local"))
+        set_address(api, ns, "heal", "198.18.200.1")
+        name_ok = lambda: "198.18.200.1" in resolver.query("heal.cluster.local").records  # noqa: E731
+        _wait(name_ok, 60, "heal.cluster.local resolvable")
+        for run in range(runs):
+            subprocess.run(
+                [
+                    "docker",
+                    "exec",
+                    NODE,
+                    "kubeadm",
+                    "init",
+                    "phase",
+                    "addon",
+                    "coredns",
+                    "--config",
+                    "/kind/kubeadm.conf",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            end = time.monotonic()
+            _wait(lambda: _mounted(_coredns()), 60, "mounts back")
+            mounts.append(time.monotonic() - end)
+            _wait(lambda: _rolled_out(_coredns()) and all(name_ok() for _ in range(5)), 180, "CoreDNS healed")
+            healed.append(time.monotonic() - end)
+            print(
+                f"   kubeadm heal run {run + 1}/{runs}: mounts back {mounts[-1]:.2f}s, healed {healed[-1]:.2f}s",
+                flush=True,
+            )
+            time.sleep(3)  # let the old pods finish terminating before the next replacement
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=false")
+    return {"mounts": percentiles(mounts), "healed": percentiles(healed)}
+
+
+def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"bench: {what} not reached within {timeout:.0f}s")
+        time.sleep(0.05)

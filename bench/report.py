@@ -34,6 +34,21 @@ def markdown(results: dict) -> str:
             f"| {name} | bulk: {bulk['count']} created in {bulk['create_seconds']} s -> all resolvable "
             f"| {bulk['resolved']} | | | {fmt(bulk['all_resolved_seconds'])} |"
         )
+    heal = results.get("kubeadm_heal")
+    if heal:
+        lines += [
+            "",
+            "| kubeadm's CoreDNS addon phase (Deployment replaced) | n | p50 | p95 | max |",
+            "|---|---|---|---|---|",
+        ]
+        for key, label in (
+            ("mounts", "-> controller put the mounts back"),
+            ("healed", "-> rollout done, etcd name answers"),
+        ):
+            row = heal[key]
+            lines.append(
+                f"| {label} | {row['n']} | {fmt(row.get('p50'))} | {fmt(row.get('p95'))} | {fmt(row.get('max'))} |"
+            )
     lines += ["", "| CoreDNS under dnsperf | qps | avg latency ms | max latency ms | lost |", "|---|---|---|---|---|"]
     for label, row in results.get("throughput", {}).items():
         if isinstance(row, dict):

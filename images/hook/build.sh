@@ -4,7 +4,10 @@
 #   images/hook/build.sh [IMAGE_REF]   (default: the chart's default image)
 . "$(dirname "$0")/../lib/common.sh"
 ref=${1:-$(python3 "$REPO_DIR/tools/chart_image.py" coredns.patch.image)}
-base=$(rootfs hook python3 python3-cryptography python3-cffi-backend ca-certificates)
+# python3-kubernetes (the official client) and python3-prometheus-client serve the controller; Debian's
+# packages rather than pip's: kubernetes 37 from PyPI pulls aiohttp and pydantic (104 MB).
+base=$(rootfs hook python3 python3-cryptography python3-cffi-backend ca-certificates \
+  python3-kubernetes python3-prometheus-client)
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 tar -C "$dir" -xf "$base"
 mkdir -p "$dir/opt/k2s-dns"

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import kube
+from . import deployment, kube
 
 
 def not_before(cert: x509.Certificate) -> dt.datetime:
@@ -193,7 +193,7 @@ def restart(client: kube.Client, namespace: str, name: str, now: dt.datetime) ->
 
     def stamp(deploy: dict) -> dict:
         template = deploy["spec"]["template"]
-        template.setdefault("metadata", {}).setdefault("annotations", {})["k2s-dns.io/certificate-rotated-at"] = (
+        template.setdefault("metadata", {}).setdefault("annotations", {})[deployment.ROTATED_ANNOTATION] = (
             now.isoformat()
         )
         return deploy

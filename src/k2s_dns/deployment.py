@@ -21,6 +21,11 @@ CERT_DIR = "/etc/k2s-dns/etcd-client"
 CA_DIR = "/etc/k2s-dns/etcd-ca"
 MANAGED_ANNOTATION = "k2s-dns.io/managed"
 COREFILE_ANNOTATION = "k2s-dns.io/corefile-sha256"
+CERTIFICATES_ANNOTATION = "k2s-dns.io/etcd-client-sha256"
+# Set by the cluster-mode certificate renewal (certs.py) to restart the pods.
+ROTATED_ANNOTATION = "k2s-dns.io/certificate-rotated-at"
+# Pod template annotations k2s-dns may add; remove_etcd_client() takes every one away.
+POD_ANNOTATIONS = (COREFILE_ANNOTATION, CERTIFICATES_ANNOTATION, ROTATED_ANNOTATION)
 
 
 @dataclass(frozen=True)
@@ -47,22 +52,23 @@ def _container(pod_spec: dict, name: str) -> dict:
 
 
 def add_etcd_client(deploy: dict, mount: EtcdClientMount) -> dict:
-    """A copy of deploy with the Secret volumes, their mounts and host aliases in place."""
+    """A copy of deploy with the Secret volumes (none without TLS), their mounts and host aliases in place."""
     deploy = _without_mounts(deploy)
     pod = deploy["spec"]["template"]["spec"]
-    pod.setdefault("volumes", []).extend(
-        [
-            {"name": CLIENT_VOLUME, "secret": {"secretName": mount.client_secret, "defaultMode": 0o444}},
-            {"name": CA_VOLUME, "secret": {"secretName": mount.ca_secret, "defaultMode": 0o444}},
-        ]
-    )
     container = _container(pod, mount.container)
-    container.setdefault("volumeMounts", []).extend(
-        [
-            {"name": CLIENT_VOLUME, "mountPath": CERT_DIR, "readOnly": True},
-            {"name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": True},
-        ]
-    )
+    if mount.client_secret:
+        pod.setdefault("volumes", []).extend(
+            [
+                {"name": CLIENT_VOLUME, "secret": {"secretName": mount.client_secret, "defaultMode": 0o444}},
+                {"name": CA_VOLUME, "secret": {"secretName": mount.ca_secret, "defaultMode": 0o444}},
+            ]
+        )
+        container.setdefault("volumeMounts", []).extend(
+            [
+                {"name": CLIENT_VOLUME, "mountPath": CERT_DIR, "readOnly": True},
+                {"name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": True},
+            ]
+        )
     managed: dict = {"container": mount.container}
     if mount.pre_stop_sleep > 0 and "preStop" not in container.get("lifecycle", {}):
         container.setdefault("lifecycle", {})["preStop"] = {"sleep": {"seconds": mount.pre_stop_sleep}}
@@ -76,12 +82,13 @@ def add_etcd_client(deploy: dict, mount: EtcdClientMount) -> dict:
 
 
 def remove_etcd_client(deploy: dict) -> dict:
-    """A copy of deploy without anything add_etcd_client() or set_corefile_hash() added."""
+    """A copy of deploy without anything add_etcd_client() or set_pod_annotation() added."""
     deploy = _without_mounts(deploy)
     template = deploy["spec"]["template"]
     pod_annotations = template.get("metadata", {}).get("annotations")
     if pod_annotations is not None:
-        pod_annotations.pop(COREFILE_ANNOTATION, None)
+        for key in POD_ANNOTATIONS:
+            pod_annotations.pop(key, None)
         if not pod_annotations:
             del template["metadata"]["annotations"]
     return deploy
@@ -116,11 +123,18 @@ def _filter(obj: dict, key: str, keep) -> None:
             del obj[key]
 
 
-def set_corefile_hash(deploy: dict, digest: str) -> dict:
-    """A copy whose pod template carries the Corefile digest, so a change rolls the pods."""
+def set_pod_annotation(deploy: dict, key: str, value: str) -> dict:
+    """A copy whose pod template carries key=value (a digest), so a change of value rolls the pods.
+    An empty value removes the key."""
     deploy = copy.deepcopy(deploy)
     template = deploy["spec"]["template"]
-    template.setdefault("metadata", {}).setdefault("annotations", {})[COREFILE_ANNOTATION] = digest
+    annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
+    if value:
+        annotations[key] = value
+    else:
+        annotations.pop(key, None)
+        if not annotations:
+            del template["metadata"]["annotations"]
     return deploy
 
 

@@ -82,6 +82,10 @@ def secret_path(namespace: str, name: str) -> str:
     return f"/api/v1/namespaces/{namespace}/secrets/{name}"
 
 
+def lease_path(namespace: str, name: str) -> str:
+    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
+
+
 def namespaced(spec: str) -> tuple[str, str]:
     """`NAMESPACE/NAME` -> (namespace, name); usable as an argparse type."""
     namespace, _, name = spec.partition("/")

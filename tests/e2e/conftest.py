@@ -6,7 +6,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -225,3 +225,23 @@ def networking() -> client.NetworkingV1Api:
 @pytest.fixture
 def ingresses(networking: client.NetworkingV1Api, namespace: str) -> Ingresses:
     return Ingresses(networking, namespace)
+
+
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figure() -> Callable[[str], None]:
+    """Report a measured figure: printed at the end of the run (the closing notes quote them)."""
+
+    def _record(text: str) -> None:
+        FIGURES.append(text)
+
+    return _record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

@@ -165,6 +165,13 @@ class ServiceProbe:
     def stop(self) -> None:
         self._stop.set()
 
+    def expected_outage(self, start: float, end: float) -> list[tuple[float, str]]:
+        """Take the failures in [start, end] out of the record (a test that measures an outage it
+        causes on purpose reports them itself) and return them."""
+        taken = [f for f in self.failures if start <= f[0] <= end]
+        self.failures[:] = [f for f in self.failures if f not in taken]
+        return taken
+
     def failures_since(self, start: float) -> list[tuple[float, str]]:
         return [f for f in self.failures if f[0] >= start]
 

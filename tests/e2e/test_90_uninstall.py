@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .conftest import coredns_state, install
-from .helpers import NAMESPACE, RELEASE, diagnostics, helm, kubectl, resolves_to, wait_for
+from .helpers import NAMESPACE, RELEASE, diagnostics, helm, kubectl, kubectl_json, resolves_to, wait_for
 
 
 def k2s_dns_objects() -> list[str]:
@@ -20,8 +20,31 @@ def k2s_dns_objects() -> list[str]:
     return leftovers
 
 
+def corefile_now() -> str:
+    return kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
+
+
+def set_corefile(text: str) -> None:
+    cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
+    cm["data"]["Corefile"] = text
+    kubectl("replace", "-f", "-", stdin=json.dumps(cm))
+
+
+def controller_converged_after_edit(edit: str) -> bool:
+    """The controller has taken the edit into the original it restores (its annotation holds it)."""
+    cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
+    return edit in (cm["metadata"].get("annotations") or {}).get("k2s-dns.io/original-corefile", "")
+
+
 def test_uninstall_restores_coredns_and_reinstall_works(release, coredns_before, resolver, service_probe, kube_cluster):
+    # An administrator's edit made while k2s-dns is installed: uninstall removes only what k2s-dns added.
+    edit = "    hosts {\n        192.0.2.78 admin-kept.example\n        fallthrough\n    }\n"
+    set_corefile(corefile_now().replace("    loop\n", edit + "    loop\n", 1))
+    wait_for(lambda: controller_converged_after_edit(edit), 60, "the controller adopted the edit")
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
+    after = coredns_state()
+    assert after["Corefile"] == coredns_before["Corefile"].replace("    loop\n", edit + "    loop\n", 1)
+    set_corefile(after["Corefile"].replace(edit, ""))
     after = coredns_state()
     # The same check through pytest-helm-charts' cluster fixture (pykube), independent of our helpers.
     configmap = kube_cluster.kubectl("get configmap coredns", namespace="kube-system")

@@ -106,3 +106,11 @@ def coredns_deployment() -> dict:
             },
         },
     }
+
+
+@pytest.fixture
+def api(coredns_deployment: dict):
+    """An in-memory cluster with CoreDNS as kubeadm makes it and the chart's desired state."""
+    from tests.unit.fake_api import cluster
+
+    return cluster(coredns_deployment)

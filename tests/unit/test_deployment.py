@@ -39,7 +39,9 @@ def test_add_is_idempotent_and_does_not_modify_its_input(coredns):
 
 
 def test_remove_restores_the_original_exactly(coredns):
-    patched = deployment.set_corefile_hash(deployment.add_etcd_client(coredns, MOUNT), "abc")
+    patched = deployment.set_pod_annotation(
+        deployment.add_etcd_client(coredns, MOUNT), deployment.COREFILE_ANNOTATION, "abc"
+    )
     assert deployment.remove_etcd_client(patched) == coredns
 
 
@@ -60,7 +62,7 @@ def test_new_host_alias_ip_replaces_the_old_one(coredns):
 
 
 def test_corefile_hash_changes_the_pod_template(coredns):
-    hashed = deployment.set_corefile_hash(coredns, "abc")
+    hashed = deployment.set_pod_annotation(coredns, deployment.COREFILE_ANNOTATION, "abc")
     assert hashed["spec"]["template"]["metadata"]["annotations"] == {deployment.COREFILE_ANNOTATION: "abc"}
     assert not deployment.same_spec(hashed, coredns)
 

@@ -36,6 +36,7 @@ MATRIX = {
     },
     "no-patch": {"coredns": {"patch": {"enabled": False}}, "networkPolicy": {"enabled": False}},
     "no-etcd-auth": {"etcd": {"bundled": {"auth": {"enabled": False}}}},
+    "hooks-only": {"coredns": {"reconcile": {"enabled": False}}},
 }
 
 
@@ -56,8 +57,10 @@ def test_default_render_has_every_part(render):
     kinds = by_kind(objects)
     assert kinds["StatefulSet"] == ["k2s-dns-etcd"]
     assert sorted(kinds["Service"]) == ["k2s-dns-etcd", "k2s-dns-etcd-headless"]
-    assert kinds["Deployment"] == ["k2s-dns-external-dns"]
-    assert sorted(kinds["Job"]) == ["k2s-dns-coredns-patch-apply", "k2s-dns-coredns-patch-remove"]
+    assert sorted(kinds["Deployment"]) == ["k2s-dns-controller", "k2s-dns-external-dns"]
+    assert kinds["Job"] == ["k2s-dns-coredns-patch-remove"]
+    assert kinds["Lease"] == ["k2s-dns-controller"]
+    assert sorted(kinds["ConfigMap"]) == ["k2s-dns-controller-status", "k2s-dns-coredns-desired"]
     assert kinds["NetworkPolicy"] == ["k2s-dns-etcd"]
     assert kinds["PodDisruptionBudget"] == ["k2s-dns-etcd"]
     assert kinds["Pod"] == ["k2s-dns-test"] and kinds["Ingress"] == ["k2s-dns-test"]
@@ -110,7 +113,7 @@ def test_every_pod_meets_restricted_pod_security(rendered):
 def test_only_pods_that_call_the_api_get_a_token(rendered):
     _, objects = rendered
     for name, spec in pod_specs(objects):
-        wants_token = any(part in name for part in ("external-dns", "coredns-patch", "etcd-certs"))
+        wants_token = any(part in name for part in ("external-dns", "coredns-patch", "etcd-certs", "controller"))
         assert spec.get("automountServiceAccountToken") is wants_token, name
 
 
@@ -170,29 +173,84 @@ def test_external_dns_rbac_is_read_only(rendered):
     assert resources == expected
 
 
-def test_hook_rbac_is_limited_to_the_coredns_objects(render):
-    objects = render()
+def desired_of(objects: list[dict]) -> dict:
+    return json.loads(find(objects, "ConfigMap", "k2s-dns-coredns-desired")["data"]["desired.json"])
+
+
+@pytest.mark.parametrize("case", ["defaults", "hooks-only"])
+def test_hook_rbac_exists_only_while_hooks_run(case, render):
+    objects = render(MATRIX[case])
     role = find(objects, "Role", "k2s-dns-coredns-patch")
     assert role["metadata"]["namespace"] == "kube-system"
     for rule in role["rules"]:
-        assert rule["resourceNames"] in (["coredns"],)
-        assert set(rule["verbs"]) == {"get", "update"}
+        assert rule["resourceNames"] in (["coredns"], ["coredns", "node-local-dns"], ["etcd-client-for-core-dns", "etcd-ca"])
+        assert set(rule["verbs"]) <= {"get", "update"}
     binding = find(objects, "RoleBinding", "k2s-dns-coredns-patch")
     assert binding["subjects"][0]["namespace"] == "k2s-dns"
+    hooks = {"defaults": "pre-delete", "hooks-only": "post-install,post-rollback,post-upgrade,pre-delete"}[case]
+    for obj in objects:
+        if obj["metadata"]["name"].startswith("k2s-dns-coredns-patch") and obj["kind"] != "Job":
+            assert obj["metadata"]["annotations"]["helm.sh/hook"] == hooks, obj["kind"]
+            assert obj["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
 
 
-def test_hook_jobs_and_their_arguments(render):
+def test_controller_rbac_is_limited_to_named_objects(render):
     objects = render()
+    coredns = find(objects, "Role", "k2s-dns-controller-coredns")
+    assert coredns["metadata"]["namespace"] == "kube-system"
+    for rule in coredns["rules"]:
+        if rule["resources"] == ["events"]:
+            assert rule["verbs"] == ["create"]
+            continue
+        assert rule["resourceNames"] in (["coredns"], ["coredns", "node-local-dns"], ["etcd-client-for-core-dns", "etcd-ca"])
+        assert "update" not in rule["verbs"] or rule["resources"] != ["secrets"]
+    release = find(objects, "Role", "k2s-dns-controller")
+    for rule in release["rules"]:
+        assert rule["resourceNames"], rule
+    bindings = {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in objects if b["kind"] == "RoleBinding"}
+    assert {("kube-system", "k2s-dns-controller-coredns"), ("k2s-dns", "k2s-dns-controller")} <= bindings
+
+
+def test_controller_runs_with_probes_on_linux(render):
+    objects = render()
+    spec = find(objects, "Deployment", "k2s-dns-controller")["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["command"] == ["python3", "-m", "k2s_dns.controller"]
+    assert "--desired=k2s-dns/k2s-dns-coredns-desired" in container["args"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
+
+
+def test_hooks_only_mode_applies_after_install_upgrade_and_rollback(render):
+    objects = render(MATRIX["hooks-only"])
+    assert not [o for o in objects if o["metadata"]["name"].startswith("k2s-dns-controller")]
     apply = find(objects, "Job", "k2s-dns-coredns-patch-apply")
-    remove = find(objects, "Job", "k2s-dns-coredns-patch-remove")
-    assert apply["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
-    assert remove["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    assert apply["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade,post-rollback"
     container = apply["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python3", "-m", "k2s_dns.hook", "apply"]
-    args = container["args"]
-    assert "--endpoint=https://k2s-dns-etcd.k2s-dns.svc.cluster.local:2379" in args
-    assert "--tls" in args and "--zone=cluster.local" in args and "--server-block=.:53" in args
-    assert "--host-alias=k2s-dns-etcd.k2s-dns.svc.cluster.local=k2s-dns/k2s-dns-etcd" in args
+    assert "--desired=k2s-dns/k2s-dns-coredns-desired" in container["args"]
+
+
+def test_remove_job_stops_the_controller_first(render):
+    remove = find(render(), "Job", "k2s-dns-coredns-patch-remove")
+    assert remove["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    args = remove["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--stop-controller=k2s-dns/k2s-dns-controller" in args
+    assert any(a.startswith("--controller-selector=") and "component=controller" in a for a in args)
+
+
+def test_desired_state_of_the_defaults(render):
+    desired = desired_of(render())
+    assert desired["endpoints"] == ["https://k2s-dns-etcd.k2s-dns.svc.cluster.local:2379"]
+    assert desired["tls"] is True and desired["zone"] == "cluster.local" and desired["serverBlock"] == ""
+    assert desired["hostAliases"] == ["k2s-dns-etcd.k2s-dns.svc.cluster.local=k2s-dns/k2s-dns-etcd"]
+
+
+def test_every_pod_is_kept_on_linux_nodes(rendered):
+    _, objects = rendered
+    for name, spec in pod_specs(objects):
+        assert spec["nodeSelector"]["kubernetes.io/os"] == "linux", name
 
 
 def test_bundled_etcd_uses_tls_and_client_certificates(render):
@@ -236,8 +294,7 @@ def test_http_only_when_asked(render):
     assert not any(a.startswith("--client-cert-auth") for a in args)
     assert not [o for o in objects if o["kind"] == "Secret"]
     assert "ETCD_CERT_FILE" not in env_of(objects, "k2s-dns-external-dns")
-    job_args = args_of(objects, "Job", "k2s-dns-coredns-patch-apply")
-    assert "--no-tls" in job_args
+    assert desired_of(objects)["tls"] is False
 
 
 def test_three_members_form_one_cluster(render):
@@ -255,11 +312,11 @@ def test_external_etcd_uses_the_given_urls_and_secrets(render):
     assert not [o for o in objects if o["kind"] == "StatefulSet"]
     env = env_of(objects, "k2s-dns-external-dns")
     assert env["ETCD_URLS"] == "https://10.0.0.5:2379,https://10.0.0.6:2379"
-    volumes = find(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    volumes = find(objects, "Deployment", "k2s-dns-external-dns")["spec"]["template"]["spec"]["volumes"]
     assert {v["secret"]["secretName"] for v in volumes} == {"my-etcd-ca", "my-etcd-client"}
-    job_args = args_of(objects, "Job", "k2s-dns-coredns-patch-apply")
-    assert "--endpoint=https://10.0.0.5:2379" in job_args and "--endpoint=https://10.0.0.6:2379" in job_args
-    assert not any(a.startswith("--host-alias") for a in job_args)
+    desired = desired_of(objects)
+    assert desired["endpoints"] == ["https://10.0.0.5:2379", "https://10.0.0.6:2379"]
+    assert "hostAliases" not in desired
 
 
 def decode(secret: dict, key: str) -> str:
@@ -307,9 +364,12 @@ def test_helm_test_publishes_and_resolves_a_name(render):
     assert command[3:5] == ["k2s-dns-helm-test.cluster.local", "192.0.2.10"]
 
 
-def test_no_patch_renders_no_hook(render):
+def test_no_patch_renders_no_controller_and_removes_a_previous_patch(render):
     objects = render(MATRIX["no-patch"])
-    assert not [o for o in objects if o["kind"] == "Job"]
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Job"] == ["k2s-dns-coredns-patch-remove"]
+    remove = find(objects, "Job", "k2s-dns-coredns-patch-remove")
+    assert remove["metadata"]["annotations"]["helm.sh/hook"] == "post-upgrade,post-rollback,pre-delete"
+    assert not [o for o in objects if o["metadata"]["name"].startswith("k2s-dns-controller")]
     assert not [o for o in objects if o["kind"] == "NetworkPolicy"]
 
 
@@ -333,7 +393,7 @@ def test_cluster_mode_issues_certificates_on_a_control_plane_node(render):
     issue = find(objects, "Job", "k2s-dns-etcd-certs-issue")
     assert issue["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     spec = issue["spec"]["template"]["spec"]
-    assert spec["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
+    assert spec["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "", "kubernetes.io/os": "linux"}
     assert spec["tolerations"][0]["key"] == "node-role.kubernetes.io/control-plane"
     pki = next(v for v in spec["volumes"] if v["name"] == "pki")
     assert pki["hostPath"]["path"] == "/etc/kubernetes/pki/etcd"
@@ -347,11 +407,12 @@ def test_cluster_mode_issues_certificates_on_a_control_plane_node(render):
     assert "--manifest=/etc/kubernetes/manifests/etcd.yaml" in args
     cron = find(objects, "CronJob", "k2s-dns-etcd-certs-renew")
     assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == args
-    env = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    env = find(objects, "Deployment", "k2s-dns-external-dns")["spec"]["template"]["spec"]["containers"][0]["env"]
     urls = next(e for e in env if e["name"] == "ETCD_URLS")
     assert urls["valueFrom"]["secretKeyRef"] == {"name": "k2s-dns-etcd-endpoints", "key": "ETCD_URLS"}
-    apply_args = args_of(objects, "Job", "k2s-dns-coredns-patch-apply")
-    assert "--endpoints-secret=k2s-dns/k2s-dns-etcd-endpoints" in apply_args
+    assert desired_of(objects)["endpointsSecret"] == "k2s-dns/k2s-dns-etcd-endpoints"
+    # The controller restarts CoreDNS on new certificates; the renewal restarts only ExternalDNS.
+    assert "--rollout=kube-system/coredns" not in args and "--rollout=k2s-dns/k2s-dns-external-dns" in args
 
 
 def test_cluster_mode_rbac_is_limited_to_named_secrets(render):
@@ -373,5 +434,5 @@ def test_cluster_mode_rbac_is_limited_to_named_secrets(render):
 def test_cluster_mode_with_existing_secret_issues_nothing(render):
     objects = render(MATRIX["cluster-etcd-existing-secret"])
     assert not [o for o in objects if o["kind"] in ("CronJob",) or "etcd-certs" in o["metadata"]["name"]]
-    volumes = find(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    volumes = find(objects, "Deployment", "k2s-dns-external-dns")["spec"]["template"]["spec"]["volumes"]
     assert {v["secret"]["secretName"] for v in volumes} == {"mine"}

@@ -112,6 +112,20 @@ imagePullSecrets:
 {{- if eq .Values.etcd.mode "bundled" }}{{ .Values.etcd.tls }}{{ else if eq .Values.etcd.mode "cluster" }}true{{ else }}{{ hasPrefix "https://" (include "k2s-dns.etcd.endpoints" .) }}{{ end }}
 {{- end }}
 
+{{/* Hook events of the "apply" and "remove" Jobs (YAML; an empty value: no such Job). */}}
+{{- define "k2s-dns.hook.events" -}}
+{{- if not .Values.coredns.patch.enabled }}
+apply: ""
+remove: post-upgrade,post-rollback,pre-delete
+{{- else if .Values.coredns.reconcile.enabled }}
+apply: ""
+remove: pre-delete
+{{- else }}
+apply: post-install,post-upgrade,post-rollback
+remove: pre-delete
+{{- end }}
+{{- end }}
+
 {{/* Pod spec shared by the CoreDNS patch and restore hook Jobs; call with (dict "ctx" $ "action" "apply"). */}}
 {{- define "k2s-dns.hook.podSpec" -}}
 {{- $ := .ctx }}
@@ -129,29 +143,12 @@ containers:
     imagePullPolicy: {{ $p.image.pullPolicy }}
     command: [python3, -m, k2s_dns.hook, {{ .action }}]
     args:
-      - --namespace={{ $.Values.coredns.namespace }}
-      - --configmap={{ $.Values.coredns.configMap }}
-      - --deployment={{ $.Values.coredns.deployment }}
-      - --container={{ $.Values.coredns.container }}
+      - --desired={{ $.Release.Namespace }}/{{ include "k2s-dns.desired.fullname" $ }}
       - --timeout={{ $.Values.coredns.rolloutTimeout }}
-      {{- if eq .action "apply" }}
-      - --pre-stop-sleep={{ $.Values.coredns.preStopSleepSeconds }}
-      - --server-block={{ $.Values.coredns.serverBlock }}
-      - --zone={{ $.Values.zone }}
-      - --path={{ $.Values.etcd.prefix }}
-      {{- if eq (include "k2s-dns.etcd.discover" $) "true" }}
-      - --endpoints-secret={{ $.Release.Namespace }}/{{ include "k2s-dns.etcd.endpointsSecret" $ }}
-      {{- else }}
-      {{- range splitList "," (include "k2s-dns.etcd.endpoints" $) }}
-      - --endpoint={{ . }}
-      {{- end }}
-      {{- end }}
-      - --{{ if ne (include "k2s-dns.etcd.useTLS" $) "true" }}no-{{ end }}tls
-      - --client-secret={{ $.Values.coredns.clientSecret }}
-      - --ca-secret={{ $.Values.coredns.caSecret }}
-      {{- if eq $.Values.etcd.mode "bundled" }}
-      - --host-alias={{ include "k2s-dns.etcd.serviceHost" $ }}={{ $.Release.Namespace }}/{{ include "k2s-dns.etcd.fullname" $ }}
-      {{- end }}
+      {{- if eq .action "remove" }}
+      {{- /* Also when this release has no controller (any more): one may still be terminating. */}}
+      - --stop-controller={{ $.Release.Namespace }}/{{ include "k2s-dns.controller.fullname" $ }}
+      - --controller-selector=app.kubernetes.io/name={{ include "k2s-dns.name" $ }},app.kubernetes.io/instance={{ $.Release.Name }},app.kubernetes.io/component=controller
       {{- end }}
     env:
       - {name: PYTHONDONTWRITEBYTECODE, value: "1"}
@@ -159,6 +156,7 @@ containers:
       {{- include "k2s-dns.securityContext" $ | nindent 6 }}
     resources:
       {{- toYaml $p.resources | nindent 6 }}
+{{ include "k2s-dns.linuxNodeSelector" (dict "ctx" $ "nodeSelector" dict) }}
 {{- end }}
 
 {{/*
@@ -176,10 +174,7 @@ serviceAccountName: {{ include "k2s-dns.certs.fullname" $ }}-{{ .variant }}
 automountServiceAccountToken: true
 enableServiceLinks: false
 restartPolicy: Never
-{{- with $c.nodeSelector }}
-nodeSelector:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
+{{ include "k2s-dns.linuxNodeSelector" (dict "ctx" $ "nodeSelector" $c.nodeSelector) }}
 {{- with $c.tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
@@ -209,7 +204,10 @@ containers:
       {{- else }}
       - --manifest=/etc/kubernetes/manifests/etcd.yaml
       {{- end }}
+      {{- if ne (include "k2s-dns.controller.enabled" $) "true" }}
+      {{- /* With a controller, it restarts CoreDNS itself when the certificates change. */}}
       - --rollout={{ $.Values.coredns.namespace }}/{{ $.Values.coredns.deployment }}
+      {{- end }}
       - --rollout={{ $ns }}/{{ include "k2s-dns.externalDNS.fullname" $ }}
       - --label=app.kubernetes.io/part-of=k2s-dns
       - --label=app.kubernetes.io/instance={{ $.Release.Name }}
@@ -234,4 +232,80 @@ volumes:
   - name: manifests
     hostPath: {path: {{ $c.manifestsPath }}, type: Directory}
   {{- end }}
+{{- end }}
+
+{{- define "k2s-dns.controller.fullname" -}}{{ include "k2s-dns.fullname" . }}-controller{{- end }}
+{{- define "k2s-dns.desired.fullname" -}}{{ include "k2s-dns.fullname" . }}-coredns-desired{{- end }}
+{{/* "true" when a controller keeps CoreDNS converged (otherwise hooks apply the patch once per release change). */}}
+{{- define "k2s-dns.controller.enabled" -}}{{ and .Values.coredns.patch.enabled .Values.coredns.reconcile.enabled }}{{- end }}
+
+{{/* The desired CoreDNS integration as JSON (read by src/k2s_dns/desired.py). */}}
+{{- define "k2s-dns.desired" -}}
+{{- $d := dict
+  "zone" .Values.zone
+  "path" .Values.etcd.prefix
+  "tls" (eq (include "k2s-dns.etcd.useTLS" .) "true")
+  "namespace" .Values.coredns.namespace
+  "configmap" .Values.coredns.configMap
+  "deployment" .Values.coredns.deployment
+  "container" .Values.coredns.container
+  "serverBlock" .Values.coredns.serverBlock
+  "clientSecret" .Values.coredns.clientSecret
+  "caSecret" .Values.coredns.caSecret
+  "preStopSleep" (int .Values.coredns.preStopSleepSeconds)
+  "adoptExistingEtcdBlock" .Values.coredns.patch.adoptExistingEtcdBlock
+  "nodeLocalDnsConfigmap" .Values.coredns.nodeLocalDNS.configMap
+  "clusterDomain" .Values.clusterDomain }}
+{{- if eq (include "k2s-dns.etcd.discover" .) "true" }}
+{{- $_ := set $d "endpointsSecret" (printf "%s/%s" .Release.Namespace (include "k2s-dns.etcd.endpointsSecret" .)) }}
+{{- else }}
+{{- $_ := set $d "endpoints" (splitList "," (include "k2s-dns.etcd.endpoints" .)) }}
+{{- end }}
+{{- if eq .Values.etcd.mode "bundled" }}
+{{- $_ := set $d "hostAliases" (list (printf "%s=%s/%s" (include "k2s-dns.etcd.serviceHost" .) .Release.Namespace (include "k2s-dns.etcd.fullname" .))) }}
+{{- end }}
+{{- toPrettyJson $d }}
+{{- end }}
+
+{{/* RBAC rules on the CoreDNS objects; call with (dict "ctx" $ "verbs" (list ...) "secretVerbs" (list ...)). */}}
+{{- define "k2s-dns.coredns.rules" -}}
+{{- $ := .ctx }}
+- apiGroups: [""]
+  resources: [configmaps]
+  resourceNames: [{{ $.Values.coredns.configMap | quote }}{{ with $.Values.coredns.nodeLocalDNS.configMap }}, {{ . | quote }}{{ end }}]
+  verbs: [{{ join ", " .verbs }}]
+- apiGroups: [apps]
+  resources: [deployments]
+  resourceNames: [{{ $.Values.coredns.deployment | quote }}]
+  verbs: [{{ join ", " .verbs }}]
+{{- if eq (include "k2s-dns.etcd.useTLS" $) "true" }}
+# The certificates CoreDNS mounts: their digest restarts CoreDNS when they change.
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: [{{ $.Values.coredns.clientSecret | quote }}, {{ $.Values.coredns.caSecret | quote }}]
+  verbs: [{{ join ", " .secretVerbs }}]
+{{- end }}
+{{- end }}
+
+{{/* RBAC rules in the release namespace for resolving the desired state (etcd Service IP, discovered URLs). */}}
+{{- define "k2s-dns.release.rules" -}}
+{{- $ := .ctx }}
+{{- if eq $.Values.etcd.mode "bundled" }}
+- apiGroups: [""]
+  resources: [services]
+  resourceNames: [{{ include "k2s-dns.etcd.fullname" $ | quote }}]
+  verbs: [get]
+{{- end }}
+{{- if eq (include "k2s-dns.etcd.discover" $) "true" }}
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: [{{ include "k2s-dns.etcd.endpointsSecret" $ | quote }}]
+  verbs: [{{ join ", " .secretVerbs }}]
+{{- end }}
+{{- end }}
+
+{{/* nodeSelector with kubernetes.io/os: linux unless overridden; call with (dict "ctx" $ "nodeSelector" $sel). */}}
+{{- define "k2s-dns.linuxNodeSelector" -}}
+nodeSelector:
+  {{- toYaml (merge (dict) (.nodeSelector | default dict) (dict "kubernetes.io/os" "linux")) | nindent 2 }}
 {{- end }}

@@ -1,0 +1,284 @@
+"""A cluster that changes under the patch: kubeadm's CoreDNS addon phase (what `kubeadm upgrade apply` runs),
+helm rollback across a prefix and a zone change, the patch turned off and on, a refused etcd.mode change,
+and a hand edit of the Corefile. The session's Service-name probe runs throughout."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import CHART
+
+from .conftest import install
+from .helpers import (
+    NAMESPACE,
+    RELEASE,
+    ServiceProbe,
+    diagnostics,
+    helm,
+    kubectl,
+    kubectl_json,
+    resolves_to,
+    wait_for,
+)
+
+HEAL_LIMIT = 10.0  # seconds from the Deployment replacement until the Ingress name answers again
+
+
+def corefile() -> str:
+    return kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
+
+
+def controller_status() -> dict:
+    cm = kubectl_json("-n", NAMESPACE, "get", "configmap", f"{RELEASE}-controller-status")
+    return json.loads((cm.get("data") or {}).get("status.json", "{}"))
+
+
+def converged() -> bool:
+    return controller_status().get("phase") == "Converged"
+
+
+def coredns_scale(replicas: int) -> None:
+    kubectl("-n", "kube-system", "scale", "deployment/coredns", f"--replicas={replicas}")
+    kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s")
+
+
+def kubeadm_coredns_phase() -> float:
+    """Run kubeadm's CoreDNS addon phase on the control-plane node; returns when it finished."""
+    node = kubectl(
+        "get", "nodes", "-l", "node-role.kubernetes.io/control-plane", "-o", "jsonpath={.items[0].metadata.name}"
+    )
+    result = subprocess.run(
+        ["docker", "exec", node, "kubeadm", "init", "phase", "addon", "coredns", "--config", "/kind/kubeadm.conf"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"kubeadm addon phase failed:\n{result.stdout}\n{result.stderr}"
+    return time.time()
+
+
+def crash_looping_coredns_pods() -> list[str]:
+    pods = kubectl_json("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns")["items"]
+    return [
+        p["metadata"]["name"]
+        for p in pods
+        for s in p.get("status", {}).get("containerStatuses", [])
+        if (s.get("state", {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+    ]
+
+
+@pytest.fixture
+def ingress_name(ingresses, resolver) -> str:
+    ingresses.apply("lifecycle", ["lifecycle.cluster.local"], ["192.0.2.40"])
+    wait_for(resolves_to(resolver, "lifecycle.cluster.local", {"192.0.2.40"}), 60, "Ingress name", diagnostics)
+    return "lifecycle.cluster.local"
+
+
+def run_kubeadm_phase(resolver, ingress_name: str) -> tuple[float, list[tuple[float, str]], float]:
+    """kubeadm replaces the Deployment; returns (heal seconds, Ingress-name failures, phase end time)."""
+    probe = ServiceProbe(resolver, ingress_name, "192.0.2.40", interval=0.1).start()
+    corrections = controller_status().get("corrections", 0)
+    try:
+        start = time.time()
+        replaced = kubeadm_coredns_phase()
+        wait_for(converged, 120, "controller converged after kubeadm's addon phase", diagnostics)
+        kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s")
+        time.sleep(2)  # answers right after the rollout count too
+    finally:
+        probe.stop()
+    assert controller_status()["corrections"] > corrections, "kubeadm's phase changed nothing the controller fixed"
+    failures = [f for f in probe.failures if f[0] >= start]
+    healed = max((f[0] for f in failures), default=replaced) - replaced
+    return max(healed, 0.0), failures, replaced
+
+
+def test_kubeadm_addon_phase_with_two_replicas(ingress_name, resolver, service_probe, figure):
+    """kubeadm keeps the patched Corefile and replaces the Deployment: the controller puts the mounts back."""
+    start = time.time()
+    healed, failures, _ = run_kubeadm_phase(resolver, ingress_name)
+    figure(
+        f"kubeadm addon phase, 2 CoreDNS replicas: Ingress name failing for {healed:.1f}s "
+        f"({len(failures)} failed probes) after the Deployment was replaced"
+    )
+    assert healed <= HEAL_LIMIT, f"Ingress name failed for {healed:.1f}s: {failures}\n{diagnostics()}"
+    assert crash_looping_coredns_pods() == []
+    assert service_probe.failures_since(start) == [], "Service names failed during kubeadm's addon phase"
+    spec = kubectl_json("-n", "kube-system", "get", "deployment", "coredns")["spec"]["template"]["spec"]
+    assert "k2s-dns-etcd-client" in {v["name"] for v in spec["volumes"]}
+
+
+def test_kubeadm_addon_phase_with_one_replica(ingress_name, resolver, service_probe, figure):
+    """With one replica kubeadm's rollout takes the only pod away: measure the outage it causes."""
+    coredns_scale(1)
+    try:
+        start = time.time()
+        healed, _, _ = run_kubeadm_phase(resolver, ingress_name)
+        end = time.time()
+        outage = service_probe.expected_outage(start, end)
+        span = (max(f[0] for f in outage) - min(f[0] for f in outage)) if outage else 0.0
+        figure(
+            f"kubeadm addon phase, 1 CoreDNS replica: Service name failing for {span:.1f}s "
+            f"({len(outage)} failed probes); Ingress name failing for {healed:.1f}s"
+        )
+        assert healed <= 30, f"Ingress name failed for {healed:.1f}s\n{diagnostics()}"
+        assert crash_looping_coredns_pods() == []
+    finally:
+        coredns_scale(2)
+
+
+def revision() -> int:
+    return int(json.loads(helm("status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)["version"])
+
+
+def coredns_serves(fragment: str) -> Callable[[], bool]:
+    """The Corefile has `fragment`, the controller has converged and every CoreDNS pod runs it."""
+
+    def check() -> bool:
+        text = corefile()
+        deploy = kubectl_json("-n", "kube-system", "get", "deployment", "coredns")
+        status = deploy.get("status", {})
+        rolled = (
+            status.get("observedGeneration") == deploy["metadata"]["generation"]
+            and status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas")
+            and not status.get("unavailableReplicas")
+        )
+        annotations = deploy["spec"]["template"]["metadata"].get("annotations", {})
+        runs_it = annotations.get("k2s-dns.io/corefile-sha256") == hashlib.sha256(text.encode()).hexdigest()
+        return fragment in text and runs_it and rolled and converged()
+
+    return check
+
+
+def rollback(resolver, fragment: str, name: str, address: str, figure, what: str) -> tuple[float, float]:
+    """helm rollback to the previous revision; returns (seconds until CoreDNS serves the rolled-back block,
+    seconds until `name` answers)."""
+    before = revision()
+    start = time.monotonic()
+    helm("rollback", RELEASE, str(before - 1), "-n", NAMESPACE)
+    wait_for(coredns_serves(fragment), 60, f"CoreDNS serving {fragment!r} after rollback", diagnostics)
+    coredns = time.monotonic() - start
+    wait_for(resolves_to(resolver, name, {address}), 180, f"{name} after rollback", diagnostics, interval=0.1)
+    answered = time.monotonic() - start
+    restarts = kubectl(
+        "-n",
+        NAMESPACE,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/component in (external-dns,etcd)",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}:{.status.containerStatuses[*].restartCount} {end}",
+    )
+    figure(f"   after the {what} rollback: restarts {restarts}")
+    figure(
+        f"helm rollback across a {what} change: CoreDNS converged in {coredns:.1f}s, {name} answered after "
+        f"{answered:.1f}s"
+    )
+    return coredns, answered
+
+
+def test_rollback_across_a_prefix_change(ingresses, resolver, service_probe, figure):
+    start = time.time()
+    install("--reuse-values", "--set", "etcd.prefix=/skydns2")
+    wait_for(lambda: "path /skydns2" in corefile(), 60, "Corefile on the new prefix")
+    ingresses.apply("prefix", ["prefix.cluster.local"], ["192.0.2.41"])
+    wait_for(resolves_to(resolver, "prefix.cluster.local", {"192.0.2.41"}), 60, "name on /skydns2", diagnostics)
+    coredns, _ = rollback(resolver, "path /skydns\n", "prefix.cluster.local", "192.0.2.41", figure, "prefix")
+    # The name itself waits for etcd and ExternalDNS too: etcd's auth roles are bound to the prefix, so a
+    # prefix change restarts the bundled etcd (and, without persistence, ExternalDNS publishes again).
+    assert coredns <= HEAL_LIMIT, f"CoreDNS took {coredns:.1f}s to follow the rollback"
+    assert service_probe.failures_since(start) == []
+
+
+def test_rollback_across_a_zone_change(ingresses, resolver, service_probe, figure):
+    start = time.time()
+    ingresses.apply("zone", ["zone.cluster.local", "zone.apps.example"], ["192.0.2.42"])
+    wait_for(resolves_to(resolver, "zone.cluster.local", {"192.0.2.42"}), 60, "name in cluster.local", diagnostics)
+    install("--reuse-values", "--set", "zone=apps.example")
+    wait_for(resolves_to(resolver, "zone.apps.example", {"192.0.2.42"}), 60, "name in apps.example", diagnostics)
+    coredns, _ = rollback(resolver, "etcd cluster.local {", "zone.cluster.local", "192.0.2.42", figure, "zone")
+    assert coredns <= HEAL_LIMIT, f"CoreDNS took {coredns:.1f}s to follow the rollback"
+    assert "etcd apps.example" not in corefile()
+    assert service_probe.failures_since(start) == []
+
+
+def test_patch_turned_off_and_on(ingress_name, resolver, service_probe):
+    start = time.time()
+    install("--reuse-values", "--set", "coredns.patch.enabled=false")
+    assert "k2s-dns" not in corefile()
+    deploy = kubectl_json("-n", "kube-system", "get", "deployment", "coredns")
+    assert "k2s-dns-etcd-client" not in json.dumps(deploy["spec"])
+    install("--reuse-values", "--set", "coredns.patch.enabled=true")
+    wait_for(resolves_to(resolver, ingress_name, {"192.0.2.40"}), 60, "name with the patch back on", diagnostics)
+    assert service_probe.failures_since(start) == []
+
+
+def test_etcd_mode_change_is_refused_before_anything_changes(release):
+    before_revision, before_corefile = revision(), corefile()
+    result = helm(
+        "upgrade",
+        RELEASE,
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--reuse-values",
+        "--set",
+        "etcd.mode=cluster",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert 'etcd.mode cannot change from "bundled" to "cluster"' in result.stderr
+    assert "Uninstall the release and install it again" in result.stderr
+    assert revision() == before_revision and corefile() == before_corefile
+
+
+def test_hand_edit_is_kept(ingress_name, resolver, service_probe):
+    start = time.time()
+    cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
+    original = cm["data"]["Corefile"]
+    edit = "    hosts {\n        192.0.2.77 admin-edit.example\n        fallthrough\n    }\n"
+    cm["data"]["Corefile"] = original.replace("    loop\n", edit + "    loop\n", 1)
+    assert cm["data"]["Corefile"] != original
+    kubectl("replace", "-f", "-", stdin=json.dumps(cm))
+    try:
+        # The controller adopts the edit and restarts CoreDNS rather than waiting for reload.
+        wait_for(
+            resolves_to(resolver, "admin-edit.example", {"192.0.2.77"}), 90, "hand-edited hosts entry", diagnostics
+        )
+        wait_for(converged, 60, "controller converged after the hand edit")
+        assert edit in corefile() and corefile().count("# BEGIN k2s-dns") == 1
+        assert resolves_to(resolver, ingress_name, {"192.0.2.40"})()
+    finally:
+        cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
+        cm["data"]["Corefile"] = cm["data"]["Corefile"].replace(edit, "")
+        kubectl("replace", "-f", "-", stdin=json.dumps(cm))
+    wait_for(coredns_serves("etcd cluster.local {"), 60, "CoreDNS converged after the edit was undone")
+    assert service_probe.failures_since(start) == []
+
+
+def test_controller_reports_what_it_did(release):
+    wait_for(converged, 60, "controller converged")
+    status = controller_status()
+    assert status["phase"] == "Converged" and status["corrections"] >= 1 and status["lastConvergence"]
+    events = kubectl_json("-n", "kube-system", "get", "events", "--field-selector", "reason=Corrected")["items"]
+    assert any(e["source"].get("component") == "k2s-dns-controller" for e in events)
+    pod = kubectl("-n", NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o", "name").split()[
+        0
+    ]
+    metrics = kubectl(
+        "-n",
+        NAMESPACE,
+        "exec",
+        pod,
+        "--",
+        "python3",
+        "-c",
+        "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:8080/metrics').read().decode())",
+    )
+    assert "k2s_dns_corrections_total" in metrics and "k2s_dns_converged 1.0" in metrics

@@ -1,0 +1,120 @@
+"""The controller's reconciliation: writes, status, Events and metrics, and how it fails."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+import pytest
+
+from k2s_dns import controller, converge
+from k2s_dns.health import Metrics, Probes
+from tests.unit.fake_api import CM, DEPLOY, FakeApi
+
+
+@pytest.fixture
+def reconciler(api: FakeApi) -> controller.Reconciler:
+    return controller.Reconciler(api, "k2s-dns/k2s-dns-coredns-desired", Metrics())
+
+
+def sample(metrics: Metrics, name: str, labels: dict | None = None) -> float:
+    return metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_first_reconcile_converges_and_reports(reconciler: controller.Reconciler, api: FakeApi):
+    assert reconciler.reconcile() is None
+    assert reconciler.status.phase == "Converged"
+    assert reconciler.status.corrections == 3
+    assert sample(reconciler.metrics, "k2s_dns_corrections_total", {"object": "deployment"}) == 2
+    assert sample(reconciler.metrics, "k2s_dns_converged") == 1
+    assert [e["reason"] for e in api.events] == ["Corrected"] * 3
+    assert api.events[0]["involvedObject"]["name"] == "coredns"
+
+
+def test_drift_is_healed_and_timed(reconciler: controller.Reconciler, api: FakeApi):
+    reconciler.reconcile()
+    api.objects[DEPLOY]["spec"]["template"]["spec"].pop("volumes")
+    api.objects[DEPLOY]["spec"]["template"]["spec"]["containers"][0].pop("volumeMounts")
+    reconciler.reconcile()
+    assert reconciler.status.phase == "Converged"
+    assert sample(reconciler.metrics, "k2s_dns_heal_seconds_count") == 2
+
+
+def test_rollout_in_progress_is_progressing_with_a_retry(reconciler: controller.Reconciler, api: FakeApi):
+    api.hang_rollouts = True
+    assert reconciler.reconcile() == 5.0
+    assert reconciler.status.phase == "Progressing"
+    assert "waiting for the CoreDNS rollout" in reconciler.status.message
+
+
+def test_unhandled_corefile_is_reported_once_and_not_retried(reconciler: controller.Reconciler, api: FakeApi):
+    api.objects[CM]["data"]["Corefile"] = ".:53 {\n    kubernetes cluster.local {\n"
+    before = copy.deepcopy(api.objects)
+    assert reconciler.reconcile() is None
+    assert reconciler.reconcile() is None
+    assert api.objects == before
+    assert reconciler.status.phase == "Error" and "refusing to change the Corefile" in reconciler.status.lastError
+    warnings = [e for e in api.events if e["type"] == "Warning"]
+    assert len(warnings) == 1 and warnings[0]["reason"] == "CorefileRejected"
+    assert sample(reconciler.metrics, "k2s_dns_reconcile_errors_total", {"kind": "corefile"}) == 2
+
+
+def test_api_errors_are_retried_with_a_delay(reconciler: controller.Reconciler, api: FakeApi):
+    del api.objects[DEPLOY]
+    assert reconciler.reconcile() == 5.0
+    assert reconciler.status.phase == "Error"
+
+
+def test_watch_targets_follow_the_desired_state(api: FakeApi, reconciler: controller.Reconciler):
+    args = argparse.Namespace(desired="k2s-dns/k2s-dns-coredns-desired")
+    assert controller.watch_targets(args, None) == {
+        controller.WatchTarget("configmap", "k2s-dns", "k2s-dns-coredns-desired")
+    }
+    reconciler.reconcile()
+    kinds = sorted((t.kind, t.name) for t in controller.watch_targets(args, reconciler.desired))
+    assert kinds == [
+        ("configmap", "coredns"),
+        ("configmap", "k2s-dns-coredns-desired"),
+        ("configmap", "node-local-dns"),
+        ("deployment", "coredns"),
+        ("secret", "etcd-ca"),
+        ("secret", "etcd-client-for-core-dns"),
+    ]
+
+
+def test_probes_report_staleness_and_readiness():
+    ready = {"value": False}
+    probes = Probes(lambda: ready["value"], stale_after=60)
+    assert probes.alive() and not probes.ready()
+    ready["value"] = True
+    assert probes.ready()
+    probes.stale_after = -1
+    assert not probes.alive() and not probes.ready()
+
+
+def test_leader_status_is_written_only_when_it_changes(api: FakeApi):
+    from k2s_dns import kube
+
+    status_path = kube.configmap_path("k2s-dns", "k2s-dns-controller-status")
+    lease_path = kube.lease_path("k2s-dns", "k2s-dns-controller")
+    api.objects[status_path] = {"metadata": {"name": "s", "resourceVersion": "1"}}
+    api.objects[lease_path] = {"metadata": {"name": "l", "resourceVersion": "1"}, "spec": {}}
+    args = controller.parser().parse_args(
+        [
+            "--desired=k2s-dns/k2s-dns-coredns-desired",
+            "--status=k2s-dns/k2s-dns-controller-status",
+            "--lease=k2s-dns/k2s-dns-controller",
+            "--identity=pod-a",
+        ]
+    )
+    ctl = controller.Controller(args, api, Metrics())
+    ctl._renew()
+    assert ctl.leader and not ctl.ready()
+    ctl.reconciler.reconcile()
+    ctl._write_status()
+    ctl._write_status()
+    assert api.writes.count(status_path) == 1
+    data = api.objects[status_path]["data"]
+    assert data["phase"] == "Converged" and data["leader"] == "pod-a"
+    assert ctl.ready()
+    assert converge.CONVERGED == "converged"
