@@ -222,3 +222,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def restart_coredns_pods() -> None:
+    """Pod by pod, as a node drain would (a rollout restart would change the Deployment, which the
+    uninstall test expects back exactly as it was before install)."""
+    pods = kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "name").split()
+    for pod in pods:
+        kubectl("-n", "kube-system", "delete", pod, "--wait=true")
+        kubectl("-n", "kube-system", "wait", "--for=condition=Available", "deployment/coredns", "--timeout=180s")
+        wait_for(
+            lambda: (
+                kubectl("-n", "kube-system", "get", "deployment", "coredns", "-o", "jsonpath={.status.readyReplicas}")
+                == str(len(pods))
+            ),
+            120,
+            "CoreDNS back to full strength",
+        )

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .helpers import NAMESPACE, RELEASE, diagnostics, etcdctl, kubectl, resolves_to, wait_for
+from .helpers import NAMESPACE, RELEASE, diagnostics, etcdctl, kubectl, resolves_to, restart_coredns_pods, wait_for
 
 RECOVERY = 240  # ExternalDNS crash-loops (with back-off) while etcd is away
 
@@ -52,20 +52,7 @@ def test_external_dns_pod_deleted(published, service_probe):
 
 def test_coredns_restarted(published, service_probe):
     start = time.time()
-    # Pod by pod, as a node drain would (a rollout restart would change the Deployment,
-    # which the uninstall test expects back exactly as it was before install).
-    pods = kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "name").split()
-    for pod in pods:
-        kubectl("-n", "kube-system", "delete", pod, "--wait=true")
-        kubectl("-n", "kube-system", "wait", "--for=condition=Available", "deployment/coredns", "--timeout=180s")
-        wait_for(
-            lambda: (
-                kubectl("-n", "kube-system", "get", "deployment", "coredns", "-o", "jsonpath={.status.readyReplicas}")
-                == str(len(pods))
-            ),
-            120,
-            "CoreDNS back to full strength",
-        )
+    restart_coredns_pods()
     wait_for(published, 60, "record after CoreDNS restart", diagnostics)
     assert_services_kept_resolving(service_probe, start)
 
