@@ -227,14 +227,16 @@ def free_port() -> int:
 def restart_coredns_pods() -> None:
     """Pod by pod, as a node drain would (a rollout restart would change the Deployment, which the
     uninstall test expects back exactly as it was before install)."""
+    kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s")
+    replicas = kubectl("-n", "kube-system", "get", "deployment", "coredns", "-o", "jsonpath={.spec.replicas}")
     pods = kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "name").split()
     for pod in pods:
-        kubectl("-n", "kube-system", "delete", pod, "--wait=true")
+        kubectl("-n", "kube-system", "delete", pod, "--wait=true", "--ignore-not-found")
         kubectl("-n", "kube-system", "wait", "--for=condition=Available", "deployment/coredns", "--timeout=180s")
         wait_for(
             lambda: (
                 kubectl("-n", "kube-system", "get", "deployment", "coredns", "-o", "jsonpath={.status.readyReplicas}")
-                == str(len(pods))
+                == replicas
             ),
             120,
             "CoreDNS back to full strength",

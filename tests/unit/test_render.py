@@ -30,6 +30,16 @@ MATRIX = {
         "global": {"imageRegistry": "registry.local:5000", "imagePullSecrets": [{"name": "regcred"}]}
     },
     "service-source": {"externalDNS": {"sources": ["ingress", "service"], "txtOwnerId": "k2s", "events": False}},
+    "service-all-types": {"externalDNS": {"sources": ["service"], "serviceTypes": []}},
+    "httproute-source": {"externalDNS": {"sources": ["gateway-httproute"]}},
+    "grpcroute-source": {"externalDNS": {"sources": ["ingress", "gateway-grpcroute"]}},
+    "tlsroute-source": {"externalDNS": {"sources": ["gateway-tlsroute"]}},
+    "crd-source": {"externalDNS": {"sources": ["crd"]}},
+    "every-source": {
+        "externalDNS": {
+            "sources": ["ingress", "service", "gateway-httproute", "gateway-grpcroute", "gateway-tlsroute", "crd"]
+        }
+    },
     "cluster-etcd": {"etcd": {"mode": "cluster"}},
     "cluster-etcd-existing-secret": {
         "etcd": {"mode": "cluster", "cluster": {"existingSecret": "mine", "endpoints": ["https://10.0.0.2:2379"]}}
@@ -130,7 +140,7 @@ def test_images_are_pinned_and_overridable(rendered):
 
 def test_default_upstream_images(render):
     images = {c["image"] for _, spec in pod_specs(render()) for c in spec["containers"]}
-    assert "registry.k8s.io/external-dns/external-dns:v0.21.0" in images
+    assert "registry.k8s.io/external-dns/external-dns:v0.23.0" in images
     assert "registry.k8s.io/etcd:3.6.5-0" in images
 
 
@@ -155,22 +165,177 @@ def test_external_dns_defaults(render):
         "--events",
         "--domain-filter=cluster.local",
         "--coredns-prefix=/skydns/",
+        "--coredns-strictly-owned",
+        "--min-event-sync-interval=1s",
+        # v0.22 changed the default prefix to external-dns.kubernetes.io/: both are read.
+        "--annotation-prefix=external-dns.kubernetes.io/",
+        "--enable-legacy-annotation-prefix",
+        "--managed-record-types=TXT",
     ):
         assert expected in args
+    assert [a for a in args if a.startswith("--source=")] == ["--source=ingress"]
+    assert not [a for a in args if a.startswith("--service-type-filter")]
     env = env_of(objects, "k2s-dns-external-dns")
     assert env["ETCD_URLS"] == "https://k2s-dns-etcd.k2s-dns.svc.cluster.local:2379"
     assert env["ETCD_CERT_FILE"].endswith("tls.crt") and env["ETCD_KEY_FILE"].endswith("tls.key")
     assert env["ETCD_CA_FILE"].endswith("ca.crt")
 
 
-def test_external_dns_rbac_is_read_only(rendered):
+LIST_WATCH = ["list", "watch"]
+INGRESS_RULE = {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": LIST_WATCH}
+CRD_RULES = [
+    {"apiGroups": ["externaldns.k8s.io"], "resources": ["dnsendpoints"], "verbs": LIST_WATCH},
+    {"apiGroups": ["externaldns.k8s.io"], "resources": ["dnsendpoints/status"], "verbs": ["update"]},
+]
+
+
+def gateway_rules(*routes: str) -> list[dict]:
+    return [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": LIST_WATCH},
+        {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gateways", *routes], "verbs": LIST_WATCH},
+    ]
+
+
+# Exactly what each source's informers list and watch in ExternalDNS v0.23 (source/*.go), nothing more.
+EXTERNAL_DNS_RULES = {
+    "service-source": [INGRESS_RULE, {"apiGroups": [""], "resources": ["services"], "verbs": LIST_WATCH}],
+    "service-all-types": [
+        {"apiGroups": [""], "resources": ["services", "pods", "nodes"], "verbs": LIST_WATCH},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": LIST_WATCH},
+    ],
+    "httproute-source": gateway_rules("httproutes"),
+    "grpcroute-source": [INGRESS_RULE, *gateway_rules("grpcroutes")],
+    "tlsroute-source": gateway_rules("tlsroutes"),
+    "crd-source": CRD_RULES,
+    "every-source": [
+        INGRESS_RULE,
+        {"apiGroups": [""], "resources": ["services", "namespaces"], "verbs": LIST_WATCH},
+        {
+            "apiGroups": ["gateway.networking.k8s.io"],
+            "resources": ["gateways", "httproutes", "grpcroutes", "tlsroutes"],
+            "verbs": LIST_WATCH,
+        },
+        *CRD_RULES,
+    ],
+}
+
+
+def test_external_dns_rbac_is_exactly_what_its_sources_read(rendered):
     case, objects = rendered
     role = find(objects, "ClusterRole", "k2s-dns-external-dns")
-    for rule in role["rules"]:
-        assert set(rule["verbs"]) <= {"get", "list", "watch"}
-    resources = {r for rule in role["rules"] for r in rule["resources"]}
-    expected = {"ingresses"} | ({"services", "pods", "nodes", "endpointslices"} if case == "service-source" else set())
-    assert resources == expected
+    assert role["rules"] == EXTERNAL_DNS_RULES.get(case, [INGRESS_RULE])
+    writes = [rule for rule in role["rules"] if set(rule["verbs"]) - {"list", "watch"}]
+    assert writes == ([CRD_RULES[1]] if "crd" in MATRIX[case].get("externalDNS", {}).get("sources", []) else [])
+    binding = find(objects, "ClusterRoleBinding", "k2s-dns-external-dns")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "k2s-dns-external-dns", "namespace": "k2s-dns"}]
+
+
+@pytest.mark.parametrize(
+    "sources",
+    [
+        ["service"],
+        ["gateway-httproute"],
+        ["gateway-grpcroute"],
+        ["gateway-tlsroute"],
+        ["crd"],
+        ["ingress", "service", "gateway-httproute", "gateway-grpcroute", "gateway-tlsroute", "crd"],
+    ],
+    ids="+".join,
+)
+def test_each_source_is_passed_to_external_dns(sources, render):
+    args = args_of(render({"externalDNS": {"sources": sources}}), "Deployment", "k2s-dns-external-dns")
+    assert [a for a in args if a.startswith("--source=")] == [f"--source={s}" for s in sources]
+    assert "--policy=sync" in args and "--provider=coredns" in args
+    filters = [a for a in args if a.startswith("--service-type-filter=")]
+    assert filters == (["--service-type-filter=LoadBalancer"] if "service" in sources else [])
+
+
+def test_service_types_become_filters(render):
+    values = {"externalDNS": {"sources": ["service"], "serviceTypes": ["LoadBalancer", "ExternalName"]}}
+    objects = render(values)
+    args = args_of(objects, "Deployment", "k2s-dns-external-dns")
+    assert [a for a in args if a.startswith("--service-type-filter=")] == [
+        "--service-type-filter=LoadBalancer",
+        "--service-type-filter=ExternalName",
+    ]
+    # Neither type makes ExternalDNS read Pods, EndpointSlices or Nodes.
+    assert find(objects, "ClusterRole", "k2s-dns-external-dns")["rules"] == [
+        {"apiGroups": [""], "resources": ["services"], "verbs": LIST_WATCH}
+    ]
+    node_port = render({"externalDNS": {"sources": ["service"], "serviceTypes": ["NodePort"]}})
+    assert find(node_port, "ClusterRole", "k2s-dns-external-dns")["rules"] == EXTERNAL_DNS_RULES["service-all-types"]
+
+
+@pytest.mark.parametrize(
+    ("external_dns", "expected", "unexpected"),
+    [
+        ({}, ["--annotation-prefix=external-dns.kubernetes.io/", "--enable-legacy-annotation-prefix"], []),
+        (
+            {"legacyAnnotationPrefix": False},
+            ["--annotation-prefix=external-dns.kubernetes.io/"],
+            ["--enable-legacy-annotation-prefix"],
+        ),
+        # The legacy prefix as the only one: ExternalDNS refuses the legacy flag with it, so it is left out.
+        (
+            {"annotationPrefix": "external-dns.alpha.kubernetes.io/"},
+            ["--annotation-prefix=external-dns.alpha.kubernetes.io/"],
+            ["--enable-legacy-annotation-prefix"],
+        ),
+        (
+            {"annotationPrefix": "dns.example.com/"},
+            ["--annotation-prefix=dns.example.com/", "--enable-legacy-annotation-prefix"],
+            [],
+        ),
+    ],
+    ids=["defaults", "new-only", "legacy-only", "custom"],
+)
+def test_annotation_prefix(external_dns, expected, unexpected, render):
+    args = args_of(render({"externalDNS": external_dns}), "Deployment", "k2s-dns-external-dns")
+    assert [a for a in args if "annotation-prefix" in a] == expected
+    for arg in unexpected:
+        assert arg not in args
+
+
+def test_settings_missing_from_an_older_release_get_the_defaults(render):
+    # helm upgrade --reuse-values from a chart before ExternalDNS v0.23 reuses values without these keys
+    # (null removes a key, as that does): existing alpha annotations must keep working all the same.
+    missing = dict.fromkeys(["serviceTypes", "managedRecordTypes", "annotationPrefix", "legacyAnnotationPrefix"])
+    objects = render({"externalDNS": {"sources": ["ingress", "service"], **missing}})
+    args = args_of(objects, "Deployment", "k2s-dns-external-dns")
+    defaults = args_of(
+        render({"externalDNS": {"sources": ["ingress", "service"]}}), "Deployment", "k2s-dns-external-dns"
+    )
+    assert args == defaults
+    assert "--enable-legacy-annotation-prefix" in args and "--service-type-filter=LoadBalancer" in args
+    assert find(objects, "ClusterRole", "k2s-dns-external-dns")["rules"] == EXTERNAL_DNS_RULES["service-source"]
+
+
+@pytest.mark.parametrize("policy", ["sync", "upsert-only", "create-only"])
+def test_policy_is_always_explicit(policy, render):
+    # ExternalDNS >= v0.22 has no default --policy.
+    args = args_of(render({"externalDNS": {"policy": policy}}), "Deployment", "k2s-dns-external-dns")
+    assert [a for a in args if a.startswith("--policy")] == [f"--policy={policy}"]
+
+
+def test_managed_record_types(render):
+    args = args_of(
+        render({"externalDNS": {"managedRecordTypes": ["A", "CNAME"]}}), "Deployment", "k2s-dns-external-dns"
+    )
+    assert [a for a in args if a.startswith("--managed-record-types")] == [
+        "--managed-record-types=A",
+        "--managed-record-types=CNAME",
+    ]
+
+
+def test_dnsendpoint_crd_ships_with_the_chart(render):
+    crds = [o for o in render({}, "--include-crds") if o["kind"] == "CustomResourceDefinition"]
+    assert [c["metadata"]["name"] for c in crds] == ["dnsendpoints.externaldns.k8s.io"]
+    crd = crds[0]
+    kubernetes_validate.validate(crd, KUBE_VERSION, strict=True)
+    (version,) = crd["spec"]["versions"]
+    assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
+    assert version["subresources"] == {"status": {}}
+    assert crd["spec"]["scope"] == "Namespaced" and crd["spec"]["names"]["kind"] == "DNSEndpoint"
 
 
 def desired_of(objects: list[dict]) -> dict:
@@ -183,7 +348,11 @@ def test_hook_rbac_exists_only_while_hooks_run(case, render):
     role = find(objects, "Role", "k2s-dns-coredns-patch")
     assert role["metadata"]["namespace"] == "kube-system"
     for rule in role["rules"]:
-        assert rule["resourceNames"] in (["coredns"], ["coredns", "node-local-dns"], ["etcd-client-for-core-dns", "etcd-ca"])
+        assert rule["resourceNames"] in (
+            ["coredns"],
+            ["coredns", "node-local-dns"],
+            ["etcd-client-for-core-dns", "etcd-ca"],
+        )
         assert set(rule["verbs"]) <= {"get", "update"}
     binding = find(objects, "RoleBinding", "k2s-dns-coredns-patch")
     assert binding["subjects"][0]["namespace"] == "k2s-dns"
@@ -202,7 +371,11 @@ def test_controller_rbac_is_limited_to_named_objects(render):
         if rule["resources"] == ["events"]:
             assert rule["verbs"] == ["create"]
             continue
-        assert rule["resourceNames"] in (["coredns"], ["coredns", "node-local-dns"], ["etcd-client-for-core-dns", "etcd-ca"])
+        assert rule["resourceNames"] in (
+            ["coredns"],
+            ["coredns", "node-local-dns"],
+            ["etcd-client-for-core-dns", "etcd-ca"],
+        )
         assert "update" not in rule["verbs"] or rule["resources"] != ["secrets"]
     release = find(objects, "Role", "k2s-dns-controller")
     for rule in release["rules"]:

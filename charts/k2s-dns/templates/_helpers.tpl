@@ -93,6 +93,22 @@ imagePullSecrets:
 {{- define "k2s-dns.etcd.discover" -}}{{ and (eq .Values.etcd.mode "cluster") (not .Values.etcd.cluster.endpoints) }}{{- end }}
 {{- define "k2s-dns.certs.fullname" -}}{{ include "k2s-dns.fullname" . }}-etcd-certs{{- end }}
 
+{{- /*
+ExternalDNS settings added with ExternalDNS v0.23, as a dict. `helm upgrade --reuse-values` from an older chart
+reuses that chart's values, which lack these keys: a missing key gets this chart's default, so existing
+external-dns.alpha.kubernetes.io/ annotations keep working and the service source keeps its narrow grant.
+*/}}
+{{- define "k2s-dns.externalDNS.settings" -}}
+{{- $e := .Values.externalDNS -}}
+{{- $legacy := true -}}
+{{- if hasKey $e "legacyAnnotationPrefix" }}{{ $legacy = $e.legacyAnnotationPrefix }}{{ end -}}
+{{- toJson (dict
+  "serviceTypes" (ternary $e.serviceTypes (list "LoadBalancer") (hasKey $e "serviceTypes"))
+  "managedRecordTypes" ($e.managedRecordTypes | default (list "A" "AAAA" "CNAME" "TXT"))
+  "annotationPrefix" ($e.annotationPrefix | default "external-dns.kubernetes.io/")
+  "legacyAnnotationPrefix" $legacy) -}}
+{{- end }}
+
 {{- define "k2s-dns.txtOwnerId" -}}{{ .Values.externalDNS.txtOwnerId | default .Release.Name }}{{- end }}
 
 {{- define "k2s-dns.podSecurityContext" -}}
