@@ -16,6 +16,8 @@ IMAGE_SOURCE ?= build
 KEEP_CLUSTER ?=
 PYTEST_ARGS ?=
 BENCH_SCALE ?= full
+# BENCH_ONLY="heal throughput": measure only those sections, keep the others in bench/results.
+BENCH_ONLY ?=
 
 .PHONY: help
 help: ## List the targets
@@ -88,7 +90,7 @@ e2e: $(VENV) bin/helm bin/kubectl bin/kind ## End-to-end suite on kind (or on KU
 .PHONY: bench
 bench: $(VENV) bin/helm bin/kubectl ## Benchmarks on KUBECONFIG or the make-cluster cluster: table + plots in bench/results (BENCH_SCALE=small|full)
 	command -v dnsperf >/dev/null || { apt-get update -qq && apt-get install -y -qq dnsperf >/dev/null; }
-	$(PY) -m bench --scale $(BENCH_SCALE)
+	$(PY) -m bench --scale $(BENCH_SCALE) $(foreach s,$(BENCH_ONLY),--only $(s))
 	$(PY) tools/bench_table.py
 
 .PHONY: clean

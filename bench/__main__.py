@@ -22,6 +22,7 @@ SCALES = {
     "small": {"samples": 20, "bulk": 100, "dnsperf_seconds": 5, "heal_runs": 10},
     "full": {"samples": 100, "bulk": 1000, "dnsperf_seconds": 10, "heal_runs": 10},
 }
+SECTIONS = ("propagation", "throughput", "heal")
 CONFIGS = {
     # What ExternalDNS does out of the box: no event trigger, one sync a minute.
     "upstream defaults": ["--set", "externalDNS.events=false", "--set", "externalDNS.interval=1m"],
@@ -55,6 +56,9 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--scale", choices=sorted(SCALES), default="full")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    p.add_argument(
+        "--only", action="append", choices=SECTIONS, help="measure only these sections (repeatable); keep the rest"
+    )
     args = p.parse_args()
     if not os.environ.get("KUBECONFIG"):
         default = Path(os.environ.get("K2S_CACHE", Path.home() / ".cache/k2s-dns")) / "kubeconfig-k2s-dns"
@@ -62,34 +66,47 @@ def main() -> int:
             raise SystemExit("no KUBECONFIG: run `make cluster` first (or export KUBECONFIG)")
         os.environ["KUBECONFIG"] = str(default)
     scale = SCALES[args.scale]
+    results_file = args.out / "results.json"
+    # --only: measure some sections again and keep the others from the last full run.
+    previous = json.loads(results_file.read_text()) if args.only and results_file.exists() else {}
     results: dict = {
+        **previous,
         "scale": args.scale,
         **scale,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "configs": {},
     }
+    results.setdefault("configs", {})
+    sections = set(args.only or SECTIONS)
     with cluster_dns(os.environ.get("E2E_DNS_NODEPORT", "30053")) as resolver:
-        for name, values in CONFIGS.items():
-            # A fresh release (and so an empty bundled etcd) per configuration: otherwise the next one
-            # would first spend its syncs deleting the previous one's 1000+ records.
-            helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
-            install(values)
-            deployed = kubectl(
-                "-n",
-                NAMESPACE,
-                "get",
-                f"deployment/{RELEASE}-external-dns",
-                "-o",
-                "jsonpath={.spec.template.spec.containers[0].args}",
-            )
-            print(f"== {name}: {deployed}", flush=True)
-            results["configs"][name] = measure.configuration(resolver, scale, footprint_points=name == "chart defaults")
-        results["throughput"] = measure.throughput(resolver, scale["dnsperf_seconds"])
-        print(f"== kubeadm's CoreDNS addon phase, {scale['heal_runs']} runs", flush=True)
-        results["kubeadm_heal"] = measure.kubeadm_heal(resolver, scale["heal_runs"])
+        if "propagation" in sections:
+            for name, values in CONFIGS.items():
+                # A fresh release (and so an empty bundled etcd) per configuration: otherwise the next one
+                # would first spend its syncs deleting the previous one's 1000+ records.
+                helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
+                install(values)
+                deployed = kubectl(
+                    "-n",
+                    NAMESPACE,
+                    "get",
+                    f"deployment/{RELEASE}-external-dns",
+                    "-o",
+                    "jsonpath={.spec.template.spec.containers[0].args}",
+                )
+                print(f"== {name}: {deployed}", flush=True)
+                results["configs"][name] = measure.configuration(
+                    resolver, scale, footprint_points=name == "chart defaults"
+                )
+        if sections & {"throughput", "heal"}:
+            install([])  # chart defaults (a no-op when the last configuration was that already)
+        if "throughput" in sections:
+            print("== DNS throughput (dnsperf)", flush=True)
+            results["throughput"] = measure.throughput(resolver, scale["dnsperf_seconds"])
+        if "heal" in sections:
+            print(f"== kubeadm's CoreDNS addon phase, {scale['heal_runs']} runs", flush=True)
+            results["kubeadm_heal"] = measure.kubeadm_heal(resolver, scale["heal_runs"])
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    results_file.write_text(json.dumps(results, indent=2) + "\n")
     table = report.markdown(results)
     (args.out / "results.md").write_text(table)
     report.plots(results, args.out)

@@ -93,7 +93,7 @@ def every_source(release: str) -> Iterator[list[str]]:
 # --- Gateway API routes ----------------------------------------------------------------------------------------
 
 ROUTES = {
-    # kind: (plural, Gateway listener it attaches to, spec beyond hostnames and parentRefs)
+    # kind: (plural, the Gateway listener it attaches to (sectionName), spec beyond hostnames and parentRefs)
     "HTTPRoute": ("httproutes", "http", {}),
     "GRPCRoute": ("grpcroutes", "http", {}),
     # TLSRoute v1 requires exactly one rule with a backend.
@@ -120,21 +120,26 @@ def apply_gateway(namespace: str, name: str, addresses: list[str]) -> None:
 
 
 def set_gateway_addresses(namespace: str, name: str, addresses: list[str]) -> None:
-    patch_status("gateway", namespace, name, {"addresses": [{"type": "IPAddress", "value": ip} for ip in addresses]})
+    patch_status(
+        f"gateways.{GATEWAY_API}",
+        namespace,
+        name,
+        {"addresses": [{"type": "IPAddress", "value": ip} for ip in addresses]},
+    )
 
 
 def apply_route(kind: str, namespace: str, name: str, gateway: str, hostnames: list[str]) -> None:
     """Create or change a route attached to `gateway`, and accept it as the Gateway's controller would."""
-    plural, _, spec = ROUTES[kind]
+    plural, listener, spec = ROUTES[kind]
     apply(
         {
             "apiVersion": f"{GATEWAY_API}/v1",
             "kind": kind,
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {"parentRefs": [{"name": gateway}], "hostnames": hostnames, **spec},
+            "spec": {"parentRefs": [{"name": gateway, "sectionName": listener}], "hostnames": hostnames, **spec},
         }
     )
-    generation = kubectl_json("-n", namespace, "get", plural, name)["metadata"]["generation"]
+    generation = kubectl_json("-n", namespace, "get", f"{plural}.{GATEWAY_API}", name)["metadata"]["generation"]
     accepted = {
         "type": "Accepted",
         "status": "True",
@@ -143,9 +148,9 @@ def apply_route(kind: str, namespace: str, name: str, gateway: str, hostnames: l
         "lastTransitionTime": "2026-01-01T00:00:00Z",
         "observedGeneration": generation,
     }
-    parent = {"group": GATEWAY_API, "kind": "Gateway", "name": gateway}
+    parent = {"group": GATEWAY_API, "kind": "Gateway", "name": gateway, "sectionName": listener}
     patch_status(
-        plural,
+        f"{plural}.{GATEWAY_API}",
         namespace,
         name,
         {"parents": [{"parentRef": parent, "controllerName": "k2s-dns.local/e2e", "conditions": [accepted]}]},
@@ -168,7 +173,7 @@ def test_route_hostnames_resolve_change_and_disappear(kind, every_source, namesp
     wait_until_resolves(resolver, second, {"192.0.2.81", "192.0.2.82"})
     wait_until_gone(resolver, first)
     # The route goes: so does its name.
-    kubectl("-n", namespace, "delete", plural, "route", "--wait=true")
+    kubectl("-n", namespace, "delete", f"{plural}.{GATEWAY_API}", "route", "--wait=true")
     wait_until_gone(resolver, second)
 
 
@@ -205,7 +210,11 @@ def apply_load_balancer(namespace: str, name: str, annotations: dict[str, str], 
         }
     )
     # No load-balancer controller runs on the test cluster: set the address as one would.
-    patch_status("service", namespace, name, {"loadBalancer": {"ingress": [{"ip": ip}]}})
+    set_load_balancer_ip(namespace, name, ip)
+
+
+def set_load_balancer_ip(namespace: str, name: str, ip: str) -> None:
+    patch_status("service", namespace, name, {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}})
 
 
 @pytest.mark.parametrize("prefix", [PREFIX, LEGACY_PREFIX], ids=["prefix", "legacy-prefix"])
@@ -213,30 +222,33 @@ def test_load_balancer_service_hostname_annotation_resolves(prefix, every_source
     host = f"lb-{'legacy' if prefix == LEGACY_PREFIX else 'new'}.{ZONE}"
     apply_load_balancer(namespace, "lb", {f"{prefix}hostname": host}, "192.0.2.90")
     wait_until_resolves(resolver, host, {"192.0.2.90"})
-    patch_status("service", namespace, "lb", {"loadBalancer": {"ingress": [{"ip": "192.0.2.91"}]}})
+    set_load_balancer_ip(namespace, "lb", "192.0.2.91")
     wait_until_resolves(resolver, host, {"192.0.2.91"})
     kubectl("-n", namespace, "delete", "service", "lb", "--wait=true")
     wait_until_gone(resolver, host)
 
 
-def test_cluster_ip_service_is_not_published(every_source, namespace, resolver):
-    # externalDNS.serviceTypes defaults to LoadBalancer: ExternalDNS neither reads Pods/EndpointSlices nor
-    # publishes other Services (a headless one would otherwise get its pods' addresses).
+def test_other_service_types_are_not_published(every_source, namespace, resolver):
+    # externalDNS.serviceTypes defaults to [LoadBalancer]: an ExternalName Service (a CNAME to its
+    # externalName without the filter) gets no name, and ExternalDNS needs no access to Pods or Nodes.
     apply(
         {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {
-                "name": "headless",
+                "name": "external",
                 "namespace": namespace,
-                "annotations": {f"{PREFIX}hostname": f"headless.{ZONE}"},
+                "annotations": {f"{PREFIX}hostname": f"external-name.{ZONE}"},
             },
-            "spec": {"clusterIP": "None", "selector": {"app": "none"}, "ports": [{"port": 80}]},
+            "spec": {"type": "ExternalName", "externalName": f"lb-contrast.{ZONE}"},
         }
     )
     apply_load_balancer(namespace, "lb", {f"{PREFIX}hostname": f"lb-contrast.{ZONE}"}, "192.0.2.92")
     wait_until_resolves(resolver, f"lb-contrast.{ZONE}", {"192.0.2.92"})
-    assert resolver.query(f"headless.{ZONE}").rcode == "NXDOMAIN"
+    assert resolver.query(f"external-name.{ZONE}").rcode == "NXDOMAIN"
+    assert resolver.query(f"external-name.{ZONE}", "CNAME").rcode == "NXDOMAIN"
+    resources = {r for rule in external_dns_rules() for r in rule["resources"]}
+    assert "services" in resources and not resources & {"pods", "nodes", "endpointslices"}, resources
 
 
 # --- DNSEndpoint (source crd) --------------------------------------------------------------------------------
