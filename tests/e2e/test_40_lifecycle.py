@@ -282,3 +282,28 @@ def test_controller_reports_what_it_did(release):
         "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:8080/metrics').read().decode())",
     )
     assert "k2s_dns_corrections_total" in metrics and "k2s_dns_converged 1.0" in metrics
+
+
+def test_hooks_only_mode_applies_on_upgrade_and_rollback(ingress_name, resolver, service_probe):
+    """coredns.reconcile.enabled=false: no controller and no standing grant; Jobs apply the patch after
+    upgrade and rollback, with permissions that exist only while they run."""
+    start = time.time()
+    install("--reuse-values", "--set", "coredns.reconcile.enabled=false")
+    try:
+        assert not kubectl(
+            "-n", NAMESPACE, "get", "deployment", "-l", "app.kubernetes.io/component=controller", "-o", "name"
+        )
+        leftovers = kubectl(
+            "get", "roles,rolebindings", "-A", "-l", "app.kubernetes.io/component=coredns-patch", "-o", "name"
+        )
+        assert leftovers == "", f"hook permissions outlived the hooks: {leftovers}"
+        assert "path /skydns\n" in corefile()
+        install("--reuse-values", "--set", "etcd.prefix=/skydns3")
+        assert "path /skydns3\n" in corefile()
+        helm("rollback", RELEASE, str(revision() - 1), "-n", NAMESPACE, "--wait", "--timeout", "5m")
+        assert "path /skydns\n" in corefile(), "the post-rollback hook did not apply the rolled-back prefix"
+    finally:
+        install("--reuse-values", "--set", "coredns.reconcile.enabled=true", "--set", "etcd.prefix=/skydns")
+    wait_for(coredns_serves("path /skydns\n"), 60, "the controller back in charge", diagnostics)
+    wait_for(resolves_to(resolver, ingress_name, {"192.0.2.40"}), 120, "name after hooks-only mode", diagnostics)
+    assert service_probe.failures_since(start) == []
