@@ -307,3 +307,50 @@ def test_hooks_only_mode_applies_on_upgrade_and_rollback(ingress_name, resolver,
     wait_for(coredns_serves("path /skydns\n"), 60, "the controller back in charge", diagnostics)
     wait_for(resolves_to(resolver, ingress_name, {"192.0.2.40"}), 120, "name after hooks-only mode", diagnostics)
     assert service_probe.failures_since(start) == []
+
+
+def lease_holder() -> str:
+    return kubectl("-n", NAMESPACE, "get", "lease", f"{RELEASE}-controller", "-o", "jsonpath={.spec.holderIdentity}")
+
+
+def test_two_controller_replicas_elect_one_leader(ingress_name, resolver, service_probe):
+    start = time.time()
+    install("--reuse-values", "--set", "coredns.reconcile.replicas=2")
+    try:
+        pods = kubectl(
+            "-n",
+            NAMESPACE,
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/component=controller",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ).split()
+        assert len(pods) == 2
+        leader = wait_for(lease_holder, 30, "a lease holder")
+        assert leader in pods
+        standby = next(p for p in pods if p != leader)
+        assert "became the leader" not in kubectl("-n", NAMESPACE, "logs", standby)
+        # The leader gives the Lease up on SIGTERM: the standby takes over without waiting for expiry.
+        kubectl("-n", NAMESPACE, "delete", "pod", leader, "--wait=true")
+        wait_for(lambda: lease_holder() not in ("", leader), 30, "another replica leading")
+        # The new leader heals as the old one did.
+        kubectl(
+            "-n",
+            "kube-system",
+            "patch",
+            "deployment",
+            "coredns",
+            "--type=json",
+            "-p",
+            '[{"op": "remove", "path": "/spec/template/spec/hostAliases"}]',
+        )
+        wait_for(coredns_serves("etcd cluster.local {"), 60, "the new leader healed CoreDNS", diagnostics)
+        assert kubectl_json("-n", "kube-system", "get", "deployment", "coredns")["spec"]["template"]["spec"][
+            "hostAliases"
+        ]
+    finally:
+        install("--reuse-values", "--set", "coredns.reconcile.replicas=1")
+    wait_for(resolves_to(resolver, ingress_name, {"192.0.2.40"}), 60, "name after the leader change", diagnostics)
+    assert service_probe.failures_since(start) == []
