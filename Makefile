@@ -21,7 +21,7 @@ BENCH_ONLY ?=
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 $(VENV): pyproject.toml
 	python3 -m venv .venv
@@ -41,18 +41,22 @@ bin/kind: versions.env
 bin/kubectl: versions.env
 	tools/install.sh kubectl
 
+bin/actionlint: versions.env
+	tools/install.sh actionlint
+
 .PHONY: tools
-tools: ## Pinned helm, kind and kubectl into ./bin (built from Go modules)
-	tools/install.sh helm kind kubectl
+tools: ## Pinned helm, kind, kubectl and actionlint into ./bin (built from Go modules)
+	tools/install.sh helm kind kubectl actionlint
 
 .PHONY: lint
-lint: $(VENV) bin/helm ## ruff, helm lint --strict, yamllint (ct lint's checks), README values table up to date
+lint: $(VENV) bin/helm bin/actionlint ## ruff, helm lint --strict, yamllint (ct lint's checks), actionlint, README values table up to date
 	ruff check src tests tools $(wildcard bench)
 	ruff format --check src tests tools $(wildcard bench)
 	helm lint --strict charts/k2s-dns
 	helm lint --strict charts/k2s-dns --set etcd.mode=cluster
 	yamllint -c .yamllint charts/k2s-dns/Chart.yaml charts/k2s-dns/values.yaml ct.yaml
 	$(PY) tools/values_table.py --check README.md
+	actionlint
 
 .PHONY: docs
 docs: $(VENV) ## Regenerate README's values table from values.yaml
@@ -75,6 +79,22 @@ else
 	docker build -f images/hook/Dockerfile -t $$($(PY) tools/chart_image.py coredns.patch.image) .
 endif
 
+CHART_VERSION = $(shell awk '/^version:/ {print $$2; exit}' charts/k2s-dns/Chart.yaml)
+
+.PHONY: package
+package: $(VENV) bin/helm ## dist/: the chart (k2s-dns-VERSION.tgz, helm package) and its hook image (k2s-dns-hook-VERSION.tar, docker save)
+	mkdir -p dist
+	helm package charts/k2s-dns --destination dist
+ifeq ($(IMAGE_SOURCE),build)
+	images/engine/docker.sh up
+	images/hook/build.sh
+else
+	docker build -f images/hook/Dockerfile -t $$($(PY) tools/chart_image.py coredns.patch.image) .
+endif
+	ref=$$($(PY) tools/chart_image.py coredns.patch.image); \
+	  echo "saving $$ref"; docker save "$$ref" -o dist/k2s-dns-hook-$(CHART_VERSION).tar
+	ls -l dist/k2s-dns-$(CHART_VERSION).tgz dist/k2s-dns-hook-$(CHART_VERSION).tar
+
 .PHONY: cluster
 cluster: $(VENV) bin/kind bin/kubectl images ## Start the kind test cluster and load the chart images
 	tests/cluster/up.sh $(CLUSTER_NAME)
@@ -95,5 +115,5 @@ bench: $(VENV) bin/helm bin/kubectl ## Benchmarks on KUBECONFIG or the make-clus
 
 .PHONY: clean
 clean: ## Remove local build outputs (not the shared cache in K2S_CACHE)
-	rm -rf .venv bin .pytest_cache .ruff_cache build *.egg-info src/*.egg-info
+	rm -rf .venv bin .pytest_cache .ruff_cache build dist *.egg-info src/*.egg-info
 	find . -name __pycache__ -prune -exec rm -rf {} +

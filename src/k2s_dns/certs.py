@@ -2,12 +2,16 @@
 
 Pure functions (issue, inspect, decide renewal) plus the Job entry point:
 
-    python -m k2s_dns.certs --pki-dir /etc/kubernetes/pki/etcd \\
+    python -m k2s_dns.certs --pki-dir /etc/k2s-dns/kubeadm-etcd-ca --release k2s-dns/k2s-dns \\
         --client kube-system/etcd-client-for-core-dns=k2s-dns-coredns \\
         --ca-secret kube-system/etcd-ca --rollout kube-system/coredns
 
 Only the CA *certificate* ever leaves the node; the CA key is read from the
 read-only hostPath and used in memory to sign.
+
+Every Secret it writes carries the release's ownership (ownership.py). A Secret
+of one of those names that exists and is not the release's is never written:
+the Job stops before writing anything, naming it, unless --adopt.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import deployment, kube
+from . import deployment, kube, ownership
 
 
 def not_before(cert: x509.Certificate) -> dt.datetime:
@@ -154,38 +158,66 @@ def advertised_client_urls(manifest: str) -> list[str]:
     return [url for url in match.group(1).strip("\"'").split(",") if url]
 
 
-def secret_body(namespace: str, name: str, data: dict[str, bytes], tls: bool, labels: dict[str, str]) -> dict:
+def secret_body(
+    namespace: str, name: str, data: dict[str, bytes], tls: bool, labels: dict[str, str], owner: str
+) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {ownership.OWNER_ANNOTATION: owner},
+        },
         "type": "kubernetes.io/tls" if tls else "Opaque",
         "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
     }
 
 
-def upsert(client: kube.Client, body: dict) -> None:
-    meta = body["metadata"]
-    path = kube.secret_path(meta["namespace"], meta["name"])
+def get_secret(client: kube.Client, namespace: str, name: str) -> dict | None:
     try:
-        current = client.get(path)
+        return client.get(kube.secret_path(namespace, name))
     except kube.ApiError as err:
-        if err.status != 404:
-            raise
-        client.request("POST", f"/api/v1/namespaces/{meta['namespace']}/secrets", body)
+        if err.status == 404:
+            return None
+        raise
+
+
+def upsert(client: kube.Client, body: dict, adopt: bool = False) -> None:
+    """Create or replace a Secret; one that exists and is not the owner's (its annotation) only with `adopt`."""
+    meta = body["metadata"]
+    namespace, name, owner = meta["namespace"], meta["name"], meta["annotations"][ownership.OWNER_ANNOTATION]
+    current = get_secret(client, namespace, name)
+    if current is None:
+        client.request("POST", f"/api/v1/namespaces/{namespace}/secrets", body)
         return
+    if not adopt and not ownership.owned(current, owner):
+        raise ownership.NotOurs(ownership.refusal([(namespace, name, current)], owner))
     meta["resourceVersion"] = current["metadata"]["resourceVersion"]
-    client.put(path, body)
+    client.put(kube.secret_path(namespace, name), body)
 
 
 def read_secret(client: kube.Client, namespace: str, name: str) -> dict[str, bytes]:
-    try:
-        data = client.get(kube.secret_path(namespace, name)).get("data") or {}
-    except kube.ApiError as err:
-        if err.status == 404:
-            return {}
-        raise
+    data = (get_secret(client, namespace, name) or {}).get("data") or {}
     return {key: base64.b64decode(value) for key, value in data.items()}
+
+
+def claim_all(
+    client: kube.Client, refs: list[tuple[str, str]], owner: str, labels: dict[str, str], adopt: bool
+) -> None:
+    """Before anything is written: stop, naming them, if any of these Secrets exists and is not the
+    owner's (unless `adopt`); put the ownership on those of ours that lack the annotation (written by an
+    earlier chart version) and on adopted ones, so that uninstall knows them."""
+    existing = [(ns, name, obj) for ns, name in refs if (obj := get_secret(client, ns, name)) is not None]
+    foreign = [(ns, name, obj) for ns, name, obj in existing if not ownership.owned(obj, owner)]
+    if foreign and not adopt:
+        raise ownership.NotOurs(ownership.refusal(foreign, owner))
+    for ns, name, obj in existing:
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(ownership.OWNER_ANNOTATION) != owner:
+            client.put(kube.secret_path(ns, name), ownership.claim(obj, owner, labels))
+            print(f"{ns}/{name}: {'adopted' if (ns, name, obj) in foreign else 'marked as ours'} ({owner})")
 
 
 def restart(client: kube.Client, namespace: str, name: str, now: dt.datetime) -> None:
@@ -242,6 +274,13 @@ def parser() -> argparse.ArgumentParser:
         help="restarted when a certificate was renewed",
     )
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--release",
+        required=True,
+        metavar="NAMESPACE/RELEASE",
+        help="the owner: every Secret written carries it; one that exists without it is not written",
+    )
+    p.add_argument("--adopt", action="store_true", help="take over Secrets that exist and are not the release's")
     return p
 
 
@@ -252,35 +291,42 @@ def main(argv: list[str] | None = None, client: kube.Client | None = None, now: 
     try:
         client = client or kube.Client.in_cluster()
         ca = CA.load((args.pki_dir / "ca.crt").read_bytes(), (args.pki_dir / "ca.key").read_bytes(), now)
+        clients = [(kube.namespaced(spec.partition("=")[0]), spec.partition("=")[2]) for spec in args.client]
+        refs = [ref for ref, _ in clients] + list(args.ca_secret)
+        if args.endpoints_secret:
+            refs.append(args.endpoints_secret)
+        claim_all(client, refs, args.release, labels, args.adopt)
+
+        def write(namespace: str, name: str, data: dict[str, bytes], tls: bool) -> None:
+            upsert(client, secret_body(namespace, name, data, tls, labels, args.release), args.adopt)
+
         renewed = False
-        for spec in args.client:
-            target, _, common_name = spec.partition("=")
-            namespace, name = kube.namespaced(target)
+        for (namespace, name), common_name in clients:
             current = read_secret(client, namespace, name).get("tls.crt")
             reason = renewal_reason(current, ca, common_name, now, dt.timedelta(days=args.renew_before_days))
             if reason is None:
                 print(f"{namespace}/{name}: certificate for {common_name} is current")
                 continue
             cert_pem, key_pem = issue(ca, common_name, args.days, now)
-            upsert(client, secret_body(namespace, name, {"tls.crt": cert_pem, "tls.key": key_pem}, True, labels))
+            write(namespace, name, {"tls.crt": cert_pem, "tls.key": key_pem}, True)
             print(f"{namespace}/{name}: issued a certificate for {common_name} ({reason})")
             renewed = renewed or current is not None
         for namespace, name in args.ca_secret:
             if read_secret(client, namespace, name).get("ca.crt") != ca.cert_pem:
-                upsert(client, secret_body(namespace, name, {"ca.crt": ca.cert_pem}, False, labels))
+                write(namespace, name, {"ca.crt": ca.cert_pem}, False)
                 print(f"{namespace}/{name}: CA certificate published")
         if args.endpoints_secret:
             urls = args.endpoints.split(",") if args.endpoints else advertised_client_urls(args.manifest.read_text())
             namespace, name = args.endpoints_secret
             joined = ",".join(urls).encode()
             if read_secret(client, namespace, name).get("ETCD_URLS") != joined:
-                upsert(client, secret_body(namespace, name, {"ETCD_URLS": joined}, False, labels))
+                write(namespace, name, {"ETCD_URLS": joined}, False)
                 print(f"{namespace}/{name}: etcd endpoints {joined.decode()}")
         if renewed:
             for namespace, name in args.rollout:
                 restart(client, namespace, name, now)
                 print(f"restarted {namespace}/{name} to load the renewed certificate")
-    except (CertError, OSError, kube.ApiError) as err:
+    except (CertError, OSError, kube.ApiError, ownership.NotOurs) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -53,14 +53,14 @@ def sha256(text: str) -> str:
 
 
 def patched_configmap(
-    cm: dict, server: str | None, settings: corefile.EtcdSettings, adopt: bool = False
+    cm: dict, server: str | None, settings: corefile.EtcdSettings, adopt: bool = False, cache_zone: bool = True
 ) -> dict | None:
     """The ConfigMap with the Corefile patched and the original kept, or None if already so."""
     cm = copy.deepcopy(cm)
     current = (cm.get("data") or {}).get("Corefile")
     if current is None:
         raise corefile.CorefileError("ConfigMap has no 'Corefile' key")
-    new = corefile.patch(current, server, settings, adopt_existing=adopt)
+    new = corefile.patch(current, server, settings, adopt_existing=adopt, cache_zone=cache_zone)
     annotations = cm["metadata"].setdefault("annotations", {})
     ours_untouched = annotations.get(PATCHED_ANNOTATION) == sha256(current)
     if new == current and ours_untouched:
@@ -173,7 +173,9 @@ def plan_apply(desired: Desired, inputs: Inputs, cm: dict, deploy: dict, nodeloc
     cm_path = kube.configmap_path(desired.namespace, desired.configmap)
     deploy_path = kube.deployment_path(desired.namespace, desired.deployment)
     current = (cm.get("data") or {}).get("Corefile", "")
-    target_cm = patched_configmap(cm, desired.server_block or None, inputs.settings, desired.adopt_existing_etcd_block)
+    target_cm = patched_configmap(
+        cm, desired.server_block or None, inputs.settings, desired.adopt_existing_etcd_block, desired.cache_zone
+    )
     corefile_ready = target_cm is None
     wanted = deployment.add_etcd_client(deploy, inputs.mount)
     wanted = deployment.set_pod_annotation(wanted, deployment.CERTIFICATES_ANNOTATION, inputs.certificates_sha256)

@@ -10,7 +10,9 @@ Everything patch() adds is marked, so unpatch() needs nothing but the text:
 - the etcd block sits between BEGIN/END marker lines (whole lines of their own);
 - an etcd block adopted from someone else is kept inside that region as
   comment lines (ADOPTED_PREFIX), so unpatch() can put it back exactly;
-- fall-through edits carry `# k2s-dns: ...` comments saying what was added.
+- fall-through edits carry `# k2s-dns: ...` comments saying what was added;
+- a line patch() rewrites (the cache plugin's `disable success`) stays above its replacement as a
+  comment (REPLACED_PREFIX), and the replacement ends in OWNED_LINE.
 
 The same goes for the NodeLocal DNSCache Corefile (nodelocal_patch/unpatch).
 """
@@ -30,6 +32,7 @@ OWNED_LINE = "# k2s-dns: added"
 OWNED_ZONE = "# k2s-dns: +"
 OWNED_BLOCK = "{ # k2s-dns: +block"
 OWNED_SPLIT = "# k2s-dns: +split"
+REPLACED_PREFIX = "# k2s-dns: replaced: "
 NODELOCAL_BEGIN_MARKER = "# BEGIN k2s-dns node-local-dns forward (managed by the k2s-dns chart; do not edit)"
 NODELOCAL_BEGIN_PREFIX = "# BEGIN k2s-dns node-local-dns forward"
 NODELOCAL_END_MARKER = "# END k2s-dns node-local-dns forward"
@@ -683,13 +686,18 @@ def _region(indent: str, eol: str, settings: EtcdSettings, adopted: list[tuple[s
     return "".join(lines)
 
 
-def patch(text: str, server: str | None, settings: EtcdSettings, *, adopt_existing: bool = False) -> str:
+def patch(
+    text: str, server: str | None, settings: EtcdSettings, *, adopt_existing: bool = False, cache_zone: bool = True
+) -> str:
     """Return the Corefile with k2s-dns's etcd block and fall-through in place.
 
     server None: the server block CoreDNS sends the zone's names to on port 53;
     otherwise the block with that key (an explicit override).
     adopt_existing: replace a foreign etcd plugin for exactly this zone in that block
     (kept, commented out, in the managed region; unpatch puts it back).
+    cache_zone: where that block's cache plugin disables success caching for the whole
+    cluster domain (kubeadm's Corefile), narrow it to what the kubernetes plugin answers,
+    so that answers for the zone from etcd are cached (see _cache_edits).
     Idempotent: patching a patched Corefile replaces what k2s-dns added.
     """
     _check_zone(settings.zone)
@@ -751,10 +759,113 @@ def patch(text: str, server: str | None, settings: EtcdSettings, *, adopt_existi
         insert_at = _after_line(text, anchor.end)
         region = _region(_indent_of(text, anchor), _eol_before(text, insert_at), settings, [])
         edits.append((insert_at, insert_at, region))
+    if cache_zone and kubernetes is not None:
+        edits += _cache_edits(text, block, kubernetes, zone, edits)
     _check_imports(corefile, block, kubernetes, insert_at, zone, text)
     patched = _apply(text, edits)
     parse(patched)  # what we write must parse again
     return patched
+
+
+def _is_reverse(zone: str) -> bool:
+    return _within(zone, "in-addr.arpa.") or _within(zone, "ip6.arpa.")
+
+
+def _plugin_zones(args: list[str], block: ServerBlock) -> list[tuple[str, str]]:
+    """(zone as CoreDNS reads it, as written) for a plugin's zone arguments, else the server block's zones.
+
+    A network such as `10.0.0.0/24` stands for its reverse zones; `{$ENV}` placeholders are unknowable."""
+    written = [a for a in args if not a.startswith("{")]
+    if not written:
+        return [(z, z.rstrip(".") or ".") for z in _block_zones(block)]
+    out = []
+    for arg in written:
+        reverse = _reverse_zones(arg)
+        out += [(z, z.rstrip(".")) for z in reverse] if reverse else [(_fqdn(arg), arg)]
+    return out
+
+
+def _cache_edits(
+    text: str, block: ServerBlock, kubernetes: Directive, zone: str, other_edits: list[_Edit]
+) -> list[_Edit]:
+    """Let the zone's answers be cached where the cache plugin keeps the whole cluster domain uncached.
+
+    kubeadm writes `cache 30 { disable success cluster.local; disable denial cluster.local }`, so that
+    the kubernetes plugin's answers (Service and Pod addresses, which change at any moment) are never
+    served from the cache; as a side effect no answer from etcd is cached either, and every query for an
+    Ingress name goes to etcd. This narrows `disable success <cluster domain>` to what the kubernetes
+    plugin answers, `svc.<domain>`, `pod.<domain>` and its reverse zones, and leaves denial caching
+    exactly as it was (a name created after a query answers at once).
+
+    Why the kubernetes plugin's answers still cannot be served stale (plugin/kubernetes, CoreDNS 1.12):
+    every name it looks up in the API lies under `svc.<domain>` or `pod.<domain>` (parse.go: any other
+    name is a name error, and with the fall-through those go on to etcd), and PTR answers lie in its
+    reverse zones; all stay uncached. What it answers elsewhere in the domain is static: the apex SOA/NS,
+    `ns.dns.<domain>` (the kube-dns Service's address) and `dns-version.<domain>` (TXT "1.1.0"), now
+    cached up to the cache's 30 s like any forwarded name (the SOA serial may then lag; it only matters
+    for zone transfers, which the cache never answers). Denial caching is untouched, so NXDOMAIN/NODATA
+    answers stay uncached as before. One case is cached through etcd: a record whose CNAME points at a
+    Service name outside the zone is answered as CNAME plus the Service's address, and that whole answer
+    is cached for the smallest TTL in it, i.e. at most the record TTL (externalDNS.recordTTL).
+
+    Reverse zones: kubeadm's kubernetes plugin has `in-addr.arpa ip6.arpa`, i.e. the whole reverse
+    tree, so PTR answers for addresses outside the cluster (forwarded by its fall-through) are no
+    longer cached either; kubeadm cached every PTR answer.
+
+    Nothing is changed (the zone's answers stay uncached) unless: the zone lies in a kubernetes zone
+    other than the root, the block's single inline cache plugin's last `disable success` line (CoreDNS
+    uses the last) names that domain and stands on a line of its own, and no other zone on it still
+    holds the zone. The old line stays above the new one as a comment (REPLACED_PREFIX), so unpatch()
+    restores it byte for byte.
+    """
+    zones = _plugin_zones(kubernetes.args, block)
+    held = [z for z, _ in zones if not _is_reverse(z) and _within(zone, z)]
+    if not held:
+        return []
+    domain = max(held, key=_labels)
+    if domain == ".":
+        return []  # "disable success ." keeps every forwarded name uncached too: not ours to change
+    caches = [d for d in block.directives if d.name == "cache"]
+    if len(caches) != 1:
+        return []
+    successes = [c for c in caches[0].children or [] if c.name == "disable" and c.args[:1] == ["success"]]
+    if not successes:
+        return []
+    line = successes[-1]
+    written = line.args[1:]
+    if not any(_fqdn(z) == domain for z in written):
+        return []
+    start = line.line_start
+    end = _after_line(text, line.end)
+    indent = text[start : line.tokens[0].start]
+    if indent.strip() or line.tokens[-1].last_line != line.line or _tokens_in(text, line.end, end):
+        return []  # shares its line with other tokens
+    if any(start <= e_start <= end or e_start <= start < e_end for e_start, e_end, _ in other_edits):
+        return []
+    new: list[str] = []
+
+    def add(name: str) -> None:
+        if not any(_within(name, have) for have in new):
+            new.append(name)
+
+    for z in written:
+        if _fqdn(z) == domain:
+            add(f"svc.{z}")
+            add(f"pod.{z}")
+        else:
+            new.append(z)
+    for z, spelled in zones:
+        if _is_reverse(z):
+            add(spelled)
+    if any(_within(zone, z) for z in new):
+        return []  # still disabled for the zone by another name on the line: nothing to gain
+    eol = _eol_before(text, end)
+    content = text[start : end - len(eol)]
+    replacement = (
+        f"{indent}{REPLACED_PREFIX}{content[len(indent) :]}{eol}"
+        f"{indent}disable success {' '.join(new)} {OWNED_LINE}{eol}"
+    )
+    return [(start, end, replacement)]
 
 
 def _remove_regions(lines: list[tuple[str, str]], begin: str, end: str, what: str) -> list[list[str]]:
@@ -809,7 +920,8 @@ def _drop_added_zones(content: str) -> str:
 
 
 def unpatch(text: str) -> str:
-    """Remove only what patch() added: the marked block (restoring an adopted one) and the marked fall-through."""
+    """Remove only what patch() added: the marked block (restoring an adopted one), the marked fall-through
+    and the rewritten cache line (restoring the original)."""
     if not is_patched(text):
         return text
     out: list[list[str]] = []
@@ -824,6 +936,10 @@ def unpatch(text: str) -> str:
         join_next = False
         if OWNED_SPLIT in content:
             join_next = True
+            continue
+        at = content.find(REPLACED_PREFIX)
+        if at != -1 and not content[:at].strip():
+            out.append([content[:at] + content[at + len(REPLACED_PREFIX) :], eol])  # the line as it was
             continue
         at = content.find(OWNED_LINE)
         if at != -1:

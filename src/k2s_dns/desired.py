@@ -36,6 +36,9 @@ class Desired:
     host_aliases: tuple[str, ...] = ()
     pre_stop_sleep: int = 5
     adopt_existing_etcd_block: bool = False
+    # Let answers for the zone be cached where kubeadm's cache stanza keeps the whole cluster domain
+    # uncached: success caching stays off only for what the kubernetes plugin answers (corefile.patch).
+    cache_zone: bool = True
     # NodeLocal DNSCache's ConfigMap in `namespace` (empty: not looked for). A zone outside the cluster
     # domain needs a forward to CoreDNS there, or node-local-dns sends it to the node's resolvers.
     node_local_dns_configmap: str = "node-local-dns"

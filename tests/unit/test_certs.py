@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from k2s_dns import certs, kube
+from k2s_dns import certs, kube, ownership
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
@@ -168,7 +169,7 @@ def pki(tmp_path, ca_pem) -> Path:
     return tmp_path
 
 
-def run(pki: Path, api: FakeSecrets, now: dt.datetime) -> int:
+def run(pki: Path, api: FakeSecrets, now: dt.datetime, *extra: str) -> int:
     return certs.main(
         [
             f"--pki-dir={pki}",
@@ -178,6 +179,10 @@ def run(pki: Path, api: FakeSecrets, now: dt.datetime) -> int:
             "--days=90",
             "--endpoints-secret=k2s-dns/etcd-endpoints",
             "--endpoints=https://10.0.0.1:2379",
+            "--label=app.kubernetes.io/part-of=k2s-dns",
+            "--label=app.kubernetes.io/instance=k2s-dns",
+            "--release=k2s-dns/k2s-dns",
+            *extra,
         ],
         api,
         now,
@@ -199,6 +204,12 @@ def test_job_publishes_client_cert_ca_cert_and_endpoints_but_never_the_ca_key(pk
     for body in api.secrets.values():
         for value in body["data"].values():
             assert base64.b64decode(value) != ca_pem[1]
+        # Every Secret it writes names its owner.
+        assert body["metadata"]["annotations"] == {"k2s-dns.io/owner": "k2s-dns/k2s-dns"}
+        assert body["metadata"]["labels"] == {
+            "app.kubernetes.io/part-of": "k2s-dns",
+            "app.kubernetes.io/instance": "k2s-dns",
+        }
     # First issue: nothing to restart.
     assert "annotations" not in api.deployments[kube.deployment_path("kube-system", "coredns")]["spec"]["template"]
 
@@ -218,3 +229,71 @@ def test_job_renews_only_when_due_and_then_restarts_coredns(pki):
 def test_job_fails_loudly_without_the_ca(tmp_path, capsys):
     assert run(tmp_path, FakeSecrets(), NOW) == 1
     assert "ca.crt" in capsys.readouterr().err
+
+
+SECRETS = "/api/v1/namespaces/kube-system/secrets"
+
+
+def foreign(api: FakeSecrets, name: str, metadata: dict | None = None) -> dict:
+    """A Secret somebody else made (K2s's scripts create etcd-ca and etcd-client-for-core-dns)."""
+    body = {
+        "metadata": {"name": name, "resourceVersion": "7", **(metadata or {})},
+        "data": {"ca.crt": base64.b64encode(b"theirs").decode()},
+    }
+    api.secrets[f"{SECRETS}/{name}"] = body
+    return json.loads(json.dumps(body))
+
+
+@pytest.mark.parametrize(
+    ("metadata", "belongs_to"),
+    [
+        ({}, "no k2s-dns release: somebody else made it"),
+        ({"annotations": {"k2s-dns.io/owner": "other/k2s-dns"}}, "k2s-dns release other/k2s-dns"),
+        ({"labels": {"app.kubernetes.io/part-of": "k2s-dns", "app.kubernetes.io/instance": "x"}}, "release x"),
+        (
+            {"annotations": {"meta.helm.sh/release-name": "k2s-dns", "meta.helm.sh/release-namespace": "other"}},
+            "Helm release other/k2s-dns",
+        ),
+    ],
+    ids=["unlabelled", "other-release", "other-instance", "helm-other-namespace"],
+)
+def test_a_secret_that_is_not_ours_stops_the_job_before_anything_is_written(pki, capsys, metadata, belongs_to):
+    api = FakeSecrets()
+    before = foreign(api, "etcd-ca", metadata)
+    assert run(pki, api, NOW) == 1
+    err = capsys.readouterr().err
+    assert "Secret kube-system/etcd-ca (it belongs to" in err and belongs_to in err
+    assert "not made by release k2s-dns/k2s-dns" in err
+    assert "etcd.adoptExistingSecrets=true" in err and "coredns.caSecret" in err
+    assert api.secrets == {f"{SECRETS}/etcd-ca": before}, "nothing may be written"
+
+
+def test_adopt_takes_a_foreign_secret_over(pki, ca_pem):
+    api = FakeSecrets()
+    foreign(api, "etcd-ca")
+    assert run(pki, api, NOW, "--adopt") == 0
+    adopted = api.secrets[f"{SECRETS}/etcd-ca"]
+    assert adopted["metadata"]["annotations"]["k2s-dns.io/owner"] == "k2s-dns/k2s-dns"
+    assert base64.b64decode(adopted["data"]["ca.crt"]) == ca_pem[0]
+
+
+def test_secrets_of_an_earlier_chart_version_are_ours_and_get_the_annotation(pki):
+    api = FakeSecrets()
+    run(pki, api, NOW)
+    for body in api.secrets.values():  # as the chart before the annotation wrote them
+        del body["metadata"]["annotations"]
+    first = secret(api, "kube-system/secrets/etcd-client-for-core-dns")["tls.crt"]
+    assert run(pki, api, NOW + dt.timedelta(days=1)) == 0
+    assert secret(api, "kube-system/secrets/etcd-client-for-core-dns")["tls.crt"] == first, "still current"
+    for body in api.secrets.values():
+        assert body["metadata"]["annotations"]["k2s-dns.io/owner"] == "k2s-dns/k2s-dns"
+
+
+def test_upsert_refuses_a_foreign_secret_that_appeared_meanwhile():
+    api = FakeSecrets()
+    foreign(api, "etcd-ca")
+    body = certs.secret_body("kube-system", "etcd-ca", {"ca.crt": b"ours"}, False, {}, "k2s-dns/k2s-dns")
+    with pytest.raises(ownership.NotOurs, match="Secret kube-system/etcd-ca"):
+        certs.upsert(api, body)
+    certs.upsert(api, body, adopt=True)
+    assert api.secrets[f"{SECRETS}/etcd-ca"]["data"]["ca.crt"] == base64.b64encode(b"ours").decode()

@@ -92,6 +92,22 @@ def test_zone_change_moves_the_block_and_the_fallthrough(api: FakeApi):
     assert api.corefile() == COREFILE
 
 
+def test_cache_switch_rewrites_the_cache_stanza_and_restarts(api: FakeApi):
+    replaced = "# k2s-dns: replaced: disable success cluster.local\n"
+    converge_fully(api)
+    assert replaced in api.corefile() and "disable success svc.cluster.local pod.cluster.local" in api.corefile()
+    api.set_desired(cacheZone=False)
+    steps = converge_fully(api)
+    assert [s.action for s in steps] == [converge.UPDATE_CONFIGMAP, converge.UPDATE_DEPLOYMENT, converge.CONVERGED]
+    cache = "    cache 30 {\n       disable success cluster.local\n       disable denial cluster.local\n    }\n"
+    assert cache in api.corefile() and "k2s-dns: replaced" not in api.corefile()
+    api.set_desired(cacheZone=True)
+    converge_fully(api)
+    assert replaced in api.corefile()
+    converge_fully(api, remove=True)
+    assert api.corefile() == COREFILE
+
+
 def test_new_certificates_restart_coredns(api: FakeApi):
     converge_fully(api)
     before = api.objects[DEPLOY]["spec"]["template"]["metadata"]["annotations"][deployment.CERTIFICATES_ANNOTATION]

@@ -563,3 +563,184 @@ def test_unpatch_finds_a_reindented_block(settings):
     reindented = patched[:start] + patched[start:end].replace("\n    ", "\n\t\t") + patched[end:]
     assert reindented != patched
     assert unpatch(reindented) == original
+
+
+# --- caching the zone's answers (cache_zone) ------------------------------------------------------------------
+
+KUBEADM_CACHE = "    cache 30 {\n       disable success cluster.local\n       disable denial cluster.local\n    }\n"
+KUBEADM_CACHE_PATCHED = (
+    "    cache 30 {\n"
+    "       # k2s-dns: replaced: disable success cluster.local\n"
+    "       disable success svc.cluster.local pod.cluster.local in-addr.arpa ip6.arpa # k2s-dns: added\n"
+    "       disable denial cluster.local\n"
+    "    }\n"
+)
+
+
+def disabled(text: str, kind: str, server: str = ".:53") -> list[str] | None:
+    """The zones CoreDNS keeps out of the success or denial cache in a server block (it uses the last line)."""
+    block = corefile.find_server_block(corefile.parse(text), server)
+    cache = next(d for d in block.directives if d.name == "cache")
+    lines = [c.args[1:] for c in cache.children or [] if c.name == "disable" and c.args[:1] == [kind]]
+    return lines[-1] if lines else None
+
+
+def test_kubeadm_cache_stanza_caches_the_zone_but_not_the_kubernetes_plugins_answers(settings):
+    original = read(HERE / "corefiles/kubeadm-1.34.Corefile")
+    assert KUBEADM_CACHE in original
+    patched = patch(original, None, settings)
+    assert KUBEADM_CACHE_PATCHED in patched
+    assert disabled(patched, "success") == ["svc.cluster.local", "pod.cluster.local", "in-addr.arpa", "ip6.arpa"]
+    assert disabled(patched, "denial") == disabled(original, "denial") == ["cluster.local"]
+    assert patch(patched, None, settings) == patched
+    assert unpatch(patched) == original
+
+
+def test_cache_stanza_is_left_alone_when_switched_off(settings):
+    original = read(HERE / "corefiles/kubeadm-1.34.Corefile")
+    off = patch(original, None, settings, cache_zone=False)
+    assert KUBEADM_CACHE in off and "replaced" not in off
+    assert unpatch(off) == original
+    # Switching it off on a patched Corefile (helm upgrade) puts the line back as it was.
+    assert patch(patch(original, None, settings), None, settings, cache_zone=False) == off
+    assert patch(off, None, settings) == patch(original, None, settings)
+
+
+def test_cache_stanza_of_a_subzone_of_the_cluster_domain(settings):
+    original = read(HERE / "corefiles/kubeadm-1.34.Corefile")
+    patched = patch(original, None, EtcdSettings("apps.cluster.local", "/skydns", ("http://e:2379",)))
+    assert KUBEADM_CACHE_PATCHED in patched
+    assert unpatch(patched) == original
+
+
+def test_zone_outside_the_cluster_domain_leaves_the_cache_alone():
+    original = read(HERE / "corefiles/kubeadm-1.34.Corefile")
+    patched = patch(original, None, EtcdSettings("apps.k2s.local", "/skydns", ("http://e:2379",)))
+    assert KUBEADM_CACHE in patched
+    assert unpatch(patched) == original
+
+
+def test_custom_cluster_domain_is_narrowed_under_its_own_name():
+    original = read(HERE / "corefiles/kind-custom-domain.Corefile")
+    patched = patch(original, None, EtcdSettings("apps.k2s.local", "/skydns", ("http://e:2379",)))
+    assert disabled(patched, "success") == ["svc.k2s.local", "pod.k2s.local", "in-addr.arpa", "ip6.arpa"]
+    assert disabled(patched, "denial") == ["k2s.local"]
+    assert unpatch(patched) == original
+    # cluster.local is no kubernetes zone there: nothing to narrow.
+    assert "replaced" not in patch(original, None, settings_for("cluster.local"))
+
+
+def settings_for(zone: str) -> EtcdSettings:
+    return EtcdSettings(zone, "/skydns", ("http://e:2379",))
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [
+        "    cache 30\n",
+        "    cache 30 {\n        disable denial cluster.local\n    }\n",
+        "    cache 30 {\n        disable success\n    }\n",  # every zone: not just the cluster domain
+        "    cache 30 {\n        disable success example.org\n    }\n",
+        "    cache 30 {\n        disable success local\n    }\n",  # a parent of the domain, not the domain
+        # CoreDNS uses the last disable success line, and that one does not name the domain.
+        "    cache 30 {\n        disable success cluster.local\n        disable success example.org\n    }\n",
+        # another zone on the line still holds the zone
+        "    cache 30 {\n        disable success cluster.local local\n    }\n",
+        # not a line of its own
+        "    cache 30 { disable success cluster.local\n    }\n",
+        "    cache 30 {\n        disable success cluster.local }\n",
+    ],
+    ids=[
+        "no-block",
+        "denial-only",
+        "success-everywhere",
+        "other-zone",
+        "parent-zone",
+        "last-line-wins",
+        "still-held",
+        "after-brace",
+        "before-brace",
+    ],
+)
+def test_cache_stanzas_that_do_not_keep_the_domain_uncached_are_left_alone(cache, settings):
+    original = (
+        ".:53 {\n    kubernetes cluster.local in-addr.arpa {\n        fallthrough in-addr.arpa\n    }\n" + cache + "}\n"
+    )
+    patched = patch(original, None, settings)
+    assert cache in patched and "replaced" not in patched
+    assert unpatch(patched) == original
+
+
+def test_zone_under_svc_gains_nothing_and_is_left_alone(settings):
+    original = read(HERE / "corefiles/kubeadm-1.34.Corefile")
+    patched = patch(original, None, settings_for("ingress.svc.cluster.local"))
+    assert KUBEADM_CACHE in patched
+    assert unpatch(patched) == original
+
+
+def test_kubernetes_on_the_root_zone_is_left_alone(settings):
+    original = (
+        ".:53 {\n    kubernetes {\n        fallthrough\n    }\n    cache 30 {\n        disable success .\n    }\n}\n"
+    )
+    patched = patch(original, None, settings)
+    assert "replaced" not in patched
+
+
+def test_cache_last_disable_success_line_is_the_one_narrowed(settings):
+    original = (
+        ".:53 {\n    kubernetes cluster.local\n    cache 30 {\n        disable success example.org\n"
+        "        disable success cluster.local example.org\n    }\n}\n"
+    )
+    patched = patch(original, None, settings)
+    assert disabled(patched, "success") == ["svc.cluster.local", "pod.cluster.local", "example.org"]
+    assert "        disable success example.org\n        # k2s-dns: replaced:" in patched
+    assert unpatch(patched) == original
+
+
+def test_cache_line_comment_indent_and_crlf_come_back_byte_for_byte(settings):
+    original = (
+        ".:53 {\r\n\tkubernetes Cluster.Local. in-addr.arpa\r\n\tcache 30 {\r\n"
+        "\t\tdisable  success\tCluster.Local.   # no stale Services\r\n"
+        "\t\tdisable denial Cluster.Local.\r\n\t}\r\n}\r\n"
+    )
+    patched = patch(original, None, settings)
+    assert (
+        "\t\t# k2s-dns: replaced: disable  success\tCluster.Local.   # no stale Services\r\n"
+        "\t\tdisable success svc.Cluster.Local. pod.Cluster.Local. in-addr.arpa # k2s-dns: added\r\n"
+    ) in patched
+    assert "\n" not in patched.replace("\r\n", "")
+    assert unpatch(patched) == original
+    assert patch(patched, None, settings) == patched
+
+
+def test_kubernetes_networks_become_the_reverse_zones_kept_uncached(settings):
+    original = (
+        ".:53 {\n    kubernetes cluster.local 10.96.0.0/12 fd00::/108\n"
+        "    cache 30 {\n        disable success cluster.local\n    }\n}\n"
+    )
+    patched = patch(original, None, settings)
+    success = disabled(patched, "success")
+    assert success[:2] == ["svc.cluster.local", "pod.cluster.local"]
+    assert success[2:18] == [f"{n}.10.in-addr.arpa" for n in range(96, 112)]
+    assert len(success) == 18 + 1 and success[-1].endswith(".ip6.arpa")
+    assert unpatch(patched) == original
+
+
+def test_zone_server_block_without_reverse_zones(settings):
+    text = (
+        "cluster.local:53 {\n    kubernetes {\n        pods insecure\n    }\n"
+        "    cache 30 {\n        disable success cluster.local\n        disable denial cluster.local\n    }\n}\n"
+        ".:53 {\n    forward . /etc/resolv.conf\n    cache 30\n}\n"
+    )
+    patched = patch(text, None, settings)
+    assert disabled(patched, "success", "cluster.local:53") == ["svc.cluster.local", "pod.cluster.local"]
+    assert unpatch(patched) == text
+
+
+def test_unpatch_keeps_later_edits_next_to_the_replaced_cache_line(settings):
+    original = read(HERE / "corefiles/kubeadm-1.34.Corefile")
+    patched = patch(original, None, settings)
+    edited = patched.replace("disable denial cluster.local", "disable denial cluster.local example.org")
+    assert unpatch(edited) == original.replace(
+        "disable denial cluster.local", "disable denial cluster.local example.org"
+    )

@@ -4,8 +4,9 @@ The generator writes what real Corefiles contain, in every layout CoreDNS accept
 comments anywhere (also right after a token, after braces and after the kubernetes
 plugin), blank and whitespace-only lines, tabs, LF, CRLF or both, any block order,
 zone-specific server blocks in every key spelling, other ports and transports,
-snippets (also one with kubernetes, imported only where it does not matter) and
-k3s-style file imports. Every one of them must be patchable and restorable.
+snippets (also one with kubernetes, imported only where it does not matter),
+k3s-style file imports and cache stanzas (kubeadm's, which keeps the cluster domain
+uncached, and others). Every one of them must be patchable and restorable.
 """
 
 from __future__ import annotations
@@ -79,6 +80,12 @@ SIMPLE = [
     Plugin(["reload"]),
     Plugin(["loadbalance"]),
     Plugin(["cache", "30"]),
+    # kubeadm's: the cluster domain uncached (patch() narrows success caching to what kubernetes answers).
+    Plugin(["cache", "30"], [["disable", "success", "cluster.local"], ["disable", "denial", "cluster.local"]]),
+    Plugin(["cache"], [["success", "9984", "30"], ["disable", "success", "Cluster.Local.", "example.org"]]),
+    Plugin(["cache", "30"], [["disable", "success", "example.org"], ["disable", "success", "cluster.local"]]),
+    Plugin(["cache", "30"], [["disable", "denial", "cluster.local"]]),  # success cached already
+    Plugin(["cache", "30"], [["disable", "success", "cluster.local"], ["disable", "success", "example.org"]]),
     Plugin(["prometheus", ":9153"]),
     Plugin(["whoami"]),
     Plugin(["health"], [["lameduck", "5s"]]),
@@ -261,16 +268,57 @@ def check_patched(original: str, patched: str, zone: str) -> None:
             assert before[label] == after[label]
 
 
+def cache_disabled(block: corefile.ServerBlock, kind: str) -> list[str] | None:
+    """The zones a block's cache plugin keeps out of its success or denial cache (CoreDNS uses the last line)."""
+    for cache in (d for d in block.directives if d.name == "cache"):
+        lines = [c.args[1:] for c in cache.children or [] if c.name == "disable" and c.args[:1] == [kind]]
+        return lines[-1] if lines else None
+    return None
+
+
+def check_cache(original: str, patched: str, zone: str, cache_zone: bool) -> None:
+    """Denial caching never changes; success caching changes only where kubeadm's kind of stanza keeps the
+    zone's cluster domain uncached, and then only the names the kubernetes plugin answers stay uncached."""
+    before = corefile.find_serving_block(corefile.parse(original), zone)
+    after = corefile.find_serving_block(corefile.parse(patched), zone)
+    assert cache_disabled(after, "denial") == cache_disabled(before, "denial")
+    old, new = cache_disabled(before, "success"), cache_disabled(after, "success")
+    k8s = [d for d in before.directives if d.name == "kubernetes"]
+    zones = ([corefile._fqdn(z) for z in k8s[0].args] or corefile._block_zones(before)) if k8s else []
+    reverse = [z for z in zones if z.endswith((".in-addr.arpa.", ".ip6.arpa.")) or z in ("in-addr.arpa.", "ip6.arpa.")]
+    held = [z for z in zones if z not in reverse and corefile._within(zone, z)]
+    domain = max(held, key=corefile._labels) if held else "."
+    narrowed = (
+        cache_zone
+        and domain != "."
+        and old is not None
+        and domain in [corefile._fqdn(z) for z in old]
+        and not any(corefile._within(zone, z) for z in old if corefile._fqdn(z) != domain)
+    )
+    if not narrowed:
+        assert new == old
+        return
+    assert new is not None
+    assert not any(corefile._within(zone, z) for z in new), "the zone's answers must be cacheable"
+    for name in (f"svc.{domain}", f"pod.{domain}", *reverse):
+        assert any(corefile._within(name, z) for z in new), f"{name} must stay uncached"
+    assert [z for z in old if corefile._fqdn(z) != domain] == [z for z in new if z in old]
+
+
 @FAST
-@given(corefiles(), st.sampled_from(ZONES))
-def test_patch_round_trips_and_is_idempotent(generated: Generated, other: str):
+@given(corefiles(), st.sampled_from(ZONES), st.booleans())
+def test_patch_round_trips_and_is_idempotent(generated: Generated, other: str, cache_zone: bool):
     original, zone = generated.text, generated.zone
-    patched = patch(original, None, etcd_settings(zone))
+    patched = patch(original, None, etcd_settings(zone), cache_zone=cache_zone)
     assert unpatch(patched) == original
-    assert patch(patched, None, etcd_settings(zone)) == patched
+    assert patch(patched, None, etcd_settings(zone), cache_zone=cache_zone) == patched
     check_patched(original, patched, zone)
+    check_cache(original, patched, zone, cache_zone)
     # A new zone (helm upgrade with other values) replaces everything the old one added.
     assert patch(patched, None, etcd_settings(other)) == patch(original, None, etcd_settings(other))
+    # So does the cache switch, either way.
+    flipped = patch(patched, None, etcd_settings(zone), cache_zone=not cache_zone)
+    assert flipped == patch(original, None, etcd_settings(zone), cache_zone=not cache_zone)
 
 
 @FAST
@@ -281,6 +329,7 @@ def test_adopted_etcd_block_round_trips(generated: Generated):
     assert unpatch(patched) == original
     assert patch(patched, None, etcd_settings(zone), adopt_existing=True) == patched
     check_patched(original, patched, zone)
+    check_cache(original, patched, zone, cache_zone=True)
 
 
 NODELOCAL_TEMPLATE = [

@@ -14,6 +14,14 @@ def test_camel_case_fields_map_to_the_dataclass():
         json.dumps({"zone": "z", "path": "/p", "endpoints": ["https://e:2379"], "preStopSleep": 3, "hostAliases": []})
     )
     assert d.pre_stop_sleep == 3 and d.endpoints == ("https://e:2379",) and d.server_block == ""
+    assert d.cache_zone is True  # a desired state from a chart before the switch: the default
+
+
+def test_cache_zone_switch():
+    doc = {"zone": "z", "path": "/p", "endpoints": ["x"], "cacheZone": False}
+    assert Desired.from_json(json.dumps(doc)).cache_zone is False
+    with pytest.raises(DesiredError, match="field 'cacheZone' must be bool"):
+        Desired.from_json(json.dumps({**doc, "cacheZone": "false"}), "cm")
 
 
 @pytest.mark.parametrize(

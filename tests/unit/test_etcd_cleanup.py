@@ -64,27 +64,116 @@ def test_only_owned_records_are_deleted():
     assert etcd.deleted == ["/skydns/local/cluster/app/1", "/skydns/local/cluster/app/2"]
 
 
+OURS = {"k2s-dns.io/owner": "dns/k2s-dns"}
+
+
 class FakeApi:
-    def __init__(self, existing):
-        self.existing = set(existing)
-        self.deleted = []
+    """Secrets by path with their metadata; DELETE honours the preconditions."""
+
+    def __init__(self, existing: dict[str, dict]):
+        self.existing = {
+            path: {"metadata": {"uid": f"uid-{i}", "resourceVersion": "3", **meta}}
+            for i, (path, meta) in enumerate(existing.items())
+        }
+        self.deleted: list[str] = []
+
+    def get(self, path):
+        if path not in self.existing:
+            raise kube.ApiError(404, "not found")
+        return json.loads(json.dumps(self.existing[path]))
 
     def request(self, method, path, body=None):
         assert method == "DELETE"
         if path not in self.existing:
             raise kube.ApiError(404, "gone")
+        meta = self.existing[path]["metadata"]
+        assert body["preconditions"] == {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}
+        del self.existing[path]
         self.deleted.append(path)
         return {}
 
 
+def secret_args(*names: str) -> list[str]:
+    return ["--owner=k2s-dns", "--release=dns/k2s-dns", *(f"--delete-secret={n}" for n in names)]
+
+
 def test_secrets_are_deleted_and_missing_ones_are_fine():
-    api = FakeApi({"/api/v1/namespaces/kube-system/secrets/etcd-ca"})
-    args = ["--owner=x", "--delete-secret=kube-system/etcd-ca", "--delete-secret=kube-system/etcd-client-for-core-dns"]
+    api = FakeApi({"/api/v1/namespaces/kube-system/secrets/etcd-ca": {"annotations": OURS}})
+    args = secret_args("kube-system/etcd-ca", "kube-system/etcd-client-for-core-dns")
     assert etcd_cleanup.main(args, client=api, etcd=FakeEtcd([])) == 0
     assert api.deleted == ["/api/v1/namespaces/kube-system/secrets/etcd-ca"]
 
 
+@pytest.mark.parametrize(
+    ("meta", "deleted"),
+    [
+        ({"annotations": OURS}, True),
+        # Written by the chart before the owner annotation: the labels name the release.
+        ({"labels": {"app.kubernetes.io/part-of": "k2s-dns", "app.kubernetes.io/instance": "k2s-dns"}}, True),
+        ({}, False),  # made by somebody else (K2s's scripts)
+        ({"annotations": {"k2s-dns.io/owner": "other/k2s-dns"}}, False),  # another release of that name
+        ({"labels": {"app.kubernetes.io/part-of": "k2s-dns", "app.kubernetes.io/instance": "other"}}, False),
+    ],
+    ids=["annotated", "labelled-by-an-earlier-version", "unlabelled", "other-namespace", "other-release"],
+)
+def test_only_this_releases_secrets_are_deleted(meta, deleted, capsys):
+    path = "/api/v1/namespaces/kube-system/secrets/etcd-ca"
+    api = FakeApi({path: meta})
+    assert etcd_cleanup.main(secret_args("kube-system/etcd-ca"), client=api, etcd=FakeEtcd([])) == 0
+    assert api.deleted == ([path] if deleted else [])
+    if not deleted:
+        assert "kept Secret kube-system/etcd-ca: it belongs to" in capsys.readouterr().out
+
+
+class BrokenEtcd(FakeEtcd):
+    def records(self, prefix):
+        raise etcd_gateway.GatewayError(503, "etcdserver: request timed out")
+
+
+def test_secrets_are_kept_when_the_records_could_not_be_deleted(capsys):
+    # The retry (helm uninstall again) must still be able to authenticate with them.
+    path = "/api/v1/namespaces/dns/secrets/k2s-dns-external-dns-etcd-client"
+    api = FakeApi({path: {"annotations": OURS}})
+    args = secret_args("dns/k2s-dns-external-dns-etcd-client")
+    assert etcd_cleanup.main(args, client=api, etcd=BrokenEtcd(list(OWNED_RECORDS))) == 1
+    assert api.deleted == [] and path in api.existing
+    err = capsys.readouterr().err
+    assert "cannot clean etcd" in err and "kept the Secrets" in err
+
+
+def test_secrets_go_only_after_the_records():
+    order: list[str] = []
+
+    class Etcd(FakeEtcd):
+        def delete(self, key):
+            order.append(f"record {key}")
+            super().delete(key)
+
+    class Api(FakeApi):
+        def request(self, method, path, body=None):
+            order.append(f"secret {path.rsplit('/', 1)[1]}")
+            return super().request(method, path, body)
+
+    api = Api({"/api/v1/namespaces/dns/secrets/client": {"annotations": OURS}})
+    etcd = Etcd(list(OWNED_RECORDS))
+    assert etcd_cleanup.main([*secret_args("dns/client"), "--settle=0"], client=api, etcd=etcd) == 0
+    assert order == ["record /skydns/local/cluster/app/1", "secret client"]
+
+
+def test_deleting_secrets_needs_the_release():
+    with pytest.raises(SystemExit):
+        etcd_cleanup.main(["--owner=x", "--delete-secret=kube-system/etcd-ca"], etcd=FakeEtcd([]))
+
+
+def test_existing_secret_mode_deletes_the_records_and_no_secret():
+    # etcd.cluster.existingSecret: the Job gets the user's Secret as its credentials and no --delete-secret.
+    etcd = FakeEtcd(list(OWNED_RECORDS))
+    assert etcd_cleanup.main(["--owner=k2s-dns", "--settle=0"], etcd=etcd) == 0
+    assert etcd.deleted == ["/skydns/local/cluster/app/1"]
+
+
 OWNED = [kv("/skydns/local/cluster/app/1", {"host": "192.0.2.1", "owner": "k2s-dns"})]
+OWNED_RECORDS = OWNED
 
 
 def test_records_written_back_are_deleted_again():

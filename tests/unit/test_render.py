@@ -7,6 +7,7 @@ import json
 
 import kubernetes_validate
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -47,6 +48,14 @@ MATRIX = {
     "no-patch": {"coredns": {"patch": {"enabled": False}}, "networkPolicy": {"enabled": False}},
     "no-etcd-auth": {"etcd": {"bundled": {"auth": {"enabled": False}}}},
     "hooks-only": {"coredns": {"reconcile": {"enabled": False}}},
+    "external-etcd-http": {"etcd": {"mode": "external", "external": {"endpoints": ["http://10.0.0.5:2379"]}}},
+    "gitops-existing-secrets": {
+        "etcd": {
+            "bundled": {
+                "existingSecrets": {"server": "s", "peer": "p", "externalDNS": "e", "rootPassword": "r"},
+            }
+        }
+    },
 }
 
 
@@ -74,7 +83,7 @@ def test_default_render_has_every_part(render):
     assert kinds["NetworkPolicy"] == ["k2s-dns-etcd"]
     assert kinds["PodDisruptionBudget"] == ["k2s-dns-etcd"]
     assert kinds["Pod"] == ["k2s-dns-test"] and kinds["Ingress"] == ["k2s-dns-test"]
-    assert len(kinds["Secret"]) == 6
+    assert len(kinds["Secret"]) == 7
 
 
 @pytest.mark.parametrize("case", sorted(MATRIX))
@@ -299,7 +308,9 @@ def test_annotation_prefix(external_dns, expected, unexpected, render):
 def test_settings_missing_from_an_older_release_get_the_defaults(render):
     # helm upgrade --reuse-values from a chart before ExternalDNS v0.23 reuses values without these keys
     # (null removes a key, as that does): existing alpha annotations must keep working all the same.
-    missing = dict.fromkeys(["serviceTypes", "managedRecordTypes", "annotationPrefix", "legacyAnnotationPrefix"])
+    missing = dict.fromkeys(
+        ["serviceTypes", "managedRecordTypes", "annotationPrefix", "legacyAnnotationPrefix", "recordTTL"]
+    )
     objects = render({"externalDNS": {"sources": ["ingress", "service"], **missing}})
     args = args_of(objects, "Deployment", "k2s-dns-external-dns")
     defaults = args_of(
@@ -308,6 +319,16 @@ def test_settings_missing_from_an_older_release_get_the_defaults(render):
     assert args == defaults
     assert "--enable-legacy-annotation-prefix" in args and "--service-type-filter=LoadBalancer" in args
     assert find(objects, "ClusterRole", "k2s-dns-external-dns")["rules"] == EXTERNAL_DNS_RULES["service-source"]
+
+
+@pytest.mark.parametrize(
+    ("record_ttl", "expected"), [(None, ["--min-ttl=5s"]), (60, ["--min-ttl=60s"]), (1, ["--min-ttl=1s"]), (0, [])]
+)
+def test_record_ttl_is_passed_as_min_ttl(record_ttl, expected, render):
+    # --min-ttl gives every record whose object has no ttl annotation this TTL; the annotation still wins.
+    values = {} if record_ttl is None else {"externalDNS": {"recordTTL": record_ttl}}
+    args = args_of(render(values), "Deployment", "k2s-dns-external-dns")
+    assert [a for a in args if a.startswith("--min-ttl")] == expected
 
 
 @pytest.mark.parametrize("policy", ["sync", "upsert-only", "create-only"])
@@ -420,6 +441,15 @@ def test_desired_state_of_the_defaults(render):
     assert desired["hostAliases"] == ["k2s-dns-etcd.k2s-dns.svc.cluster.local=k2s-dns/k2s-dns-etcd"]
 
 
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [({}, True), ({"cacheZone": False}, False), ({"cacheZone": None}, True)],
+    ids=["default", "off", "missing-from-an-older-release"],
+)
+def test_cache_zone_switch_reaches_the_desired_state(patch, expected, render):
+    assert desired_of(render({"coredns": {"patch": patch}}))["cacheZone"] is expected
+
+
 def test_every_pod_is_kept_on_linux_nodes(rendered):
     _, objects = rendered
     for name, spec in pod_specs(objects):
@@ -448,8 +478,11 @@ def test_etcd_users_are_the_client_certificate_names(render):
     assert args["reader"] == common_name(find(objects, "Secret", "etcd-client-for-core-dns")["data"]["tls.crt"])
     assert {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} == {
         "k2s-dns-etcd-server",
+        "k2s-dns-etcd-peer",
         "k2s-dns-etcd-root",
     }
+    # The peer certificate is the etcd container's alone, not the auth sidecar's.
+    assert "peer" not in {m["name"] for m in auth["volumeMounts"]}
     assert len(base64.b64decode(find(objects, "Secret", "k2s-dns-etcd-root")["data"]["password"])) == 32
 
 
@@ -502,6 +535,7 @@ def test_certificates_share_one_ca_and_no_ca_key_is_stored(render):
     assert set(secrets) == {
         ("k2s-dns", "k2s-dns-etcd-ca"),
         ("k2s-dns", "k2s-dns-etcd-server"),
+        ("k2s-dns", "k2s-dns-etcd-peer"),
         ("k2s-dns", "k2s-dns-external-dns-etcd-client"),
         ("kube-system", "etcd-client-for-core-dns"),
         ("kube-system", "etcd-ca"),
@@ -513,6 +547,10 @@ def test_certificates_share_one_ca_and_no_ca_key_is_stored(render):
         for key, value in secret["data"].items():
             assert key != "ca.key"
             assert "PRIVATE KEY" not in base64.b64decode(value).decode() or key == "tls.key"
+        # Ownership: the labels and the annotation naming the release.
+        assert secret["metadata"]["annotations"]["k2s-dns.io/owner"] == "k2s-dns/k2s-dns"
+        assert secret["metadata"]["labels"]["app.kubernetes.io/part-of"] == "k2s-dns"
+        assert secret["metadata"]["labels"]["app.kubernetes.io/instance"] == "k2s-dns"
 
 
 def test_network_policy_admits_only_clients_and_peers(render):
@@ -568,16 +606,27 @@ def test_cluster_mode_issues_certificates_on_a_control_plane_node(render):
     spec = issue["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "", "kubernetes.io/os": "linux"}
     assert spec["tolerations"][0]["key"] == "node-role.kubernetes.io/control-plane"
-    pki = next(v for v in spec["volumes"] if v["name"] == "pki")
-    assert pki["hostPath"]["path"] == "/etc/kubernetes/pki/etcd"
-    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "pki")
-    assert mount["readOnly"] is True
+    # Exactly the two CA files (not the peer and server keys next to them) and etcd.yaml, each read-only.
+    assert [v["hostPath"] for v in spec["volumes"]] == [
+        {"path": "/etc/kubernetes/pki/etcd/ca.crt", "type": "File"},
+        {"path": "/etc/kubernetes/pki/etcd/ca.key", "type": "File"},
+        {"path": "/etc/kubernetes/manifests/etcd.yaml", "type": "File"},
+    ]
+    mounts = spec["containers"][0]["volumeMounts"]
+    assert [m["mountPath"] for m in mounts] == [
+        "/etc/k2s-dns/kubeadm-etcd-ca/ca.crt",
+        "/etc/k2s-dns/kubeadm-etcd-ca/ca.key",
+        "/etc/k2s-dns/kubeadm-manifests/etcd.yaml",
+    ]
+    assert all(m["readOnly"] is True for m in mounts)
     sc = spec["containers"][0]["securityContext"]
     assert sc["capabilities"] == {"drop": ["ALL"]} and sc["readOnlyRootFilesystem"] is True
     args = spec["containers"][0]["args"]
     assert "--client=kube-system/etcd-client-for-core-dns=k2s-dns-coredns" in args
     assert "--ca-secret=kube-system/etcd-ca" in args
-    assert "--manifest=/etc/kubernetes/manifests/etcd.yaml" in args
+    assert "--pki-dir=/etc/k2s-dns/kubeadm-etcd-ca" in args
+    assert "--manifest=/etc/k2s-dns/kubeadm-manifests/etcd.yaml" in args
+    assert "--release=k2s-dns/k2s-dns" in args and "--adopt" not in args
     cron = find(objects, "CronJob", "k2s-dns-etcd-certs-renew")
     assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == args
     env = find(objects, "Deployment", "k2s-dns-external-dns")["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -604,8 +653,189 @@ def test_cluster_mode_rbac_is_limited_to_named_secrets(render):
     assert "--owner=k2s-dns" in args and "--prefix=/skydns" in args
 
 
-def test_cluster_mode_with_existing_secret_issues_nothing(render):
+def test_cluster_mode_with_existing_secret_issues_nothing_and_still_cleans_up_its_records(render):
     objects = render(MATRIX["cluster-etcd-existing-secret"])
-    assert not [o for o in objects if o["kind"] in ("CronJob",) or "etcd-certs" in o["metadata"]["name"]]
+    assert not [o for o in objects if o["kind"] == "CronJob" or o["metadata"]["name"].endswith("-issue")]
     volumes = find(objects, "Deployment", "k2s-dns-external-dns")["spec"]["template"]["spec"]["volumes"]
     assert {v["secret"]["secretName"] for v in volumes} == {"mine"}
+    cleanup = find(objects, "Job", "k2s-dns-etcd-certs-cleanup")
+    assert cleanup["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    spec = cleanup["spec"]["template"]["spec"]
+    args = spec["containers"][0]["args"]
+    assert "--owner=k2s-dns" in args and "--endpoint=https://10.0.0.2:2379" in args
+    assert not [a for a in args if a.startswith(("--delete-secret", "--endpoints-file"))], "the Secrets are the user's"
+    assert {v["secret"]["secretName"] for v in spec["volumes"]} == {"mine"}
+    # Its permissions: scaling ExternalDNS to zero, no Secret at all; only while the hook runs.
+    roles = [o for o in objects if o["kind"] == "Role" and "etcd-certs" in o["metadata"]["name"]]
+    assert [r["metadata"]["namespace"] for r in roles] == ["k2s-dns"]
+    assert roles[0]["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "resourceNames": ["k2s-dns-external-dns"],
+            "verbs": ["get", "update"],
+        }
+    ]
+    for obj in objects:
+        if "etcd-certs" in obj["metadata"]["name"] and obj["kind"] != "Job":
+            assert obj["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete", obj["kind"]
+
+
+def test_cluster_mode_cleanup_deletes_only_after_the_records_and_only_its_secrets(render):
+    objects = render(MATRIX["cluster-etcd"])
+    args = find(objects, "Job", "k2s-dns-etcd-certs-cleanup")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--release=k2s-dns/k2s-dns" in args
+    assert [a for a in args if a.startswith("--delete-secret")] == [
+        "--delete-secret=k2s-dns/k2s-dns-external-dns-etcd-client",
+        "--delete-secret=k2s-dns/k2s-dns-etcd-ca",
+        "--delete-secret=k2s-dns/k2s-dns-etcd-endpoints",
+        "--delete-secret=kube-system/etcd-client-for-core-dns",
+        "--delete-secret=kube-system/etcd-ca",
+    ]
+
+
+def test_cluster_mode_adopts_only_when_asked(render):
+    objects = render({"etcd": {"mode": "cluster", "adoptExistingSecrets": True}})
+    assert "--adopt" in args_of(objects, "Job", "k2s-dns-etcd-certs-issue")
+
+
+def san_names(pem_b64: str) -> list[str]:
+    cert = x509.load_pem_x509_certificate(base64.b64decode(pem_b64))
+    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+
+
+def test_etcd_peers_accept_only_the_peer_certificate(render):
+    """etcd v3.6 (client/pkg/transport/listener.go): --peer-cert-allowed-cn makes both ends of every peer
+    connection check the other's CN, so members need a certificate of that CN and client certificates from
+    the same CA (CN k2s-dns-external-dns, k2s-dns-coredns) are refused on port 2380."""
+    objects = render()
+    args = find(objects, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--peer-cert-allowed-cn=k2s-dns-etcd-peer" in args
+    assert "--peer-cert-file=/etc/etcd/peer/tls.crt" in args and "--peer-trusted-ca-file=/etc/etcd/peer/ca.crt" in args
+    peer = find(objects, "Secret", "k2s-dns-etcd-peer")["data"]
+    assert common_name(peer["tls.crt"]) == "k2s-dns-etcd-peer"
+    assert san_names(peer["tls.crt"]) == [
+        "*.k2s-dns-etcd-headless",
+        "*.k2s-dns-etcd-headless.k2s-dns.svc",
+        "*.k2s-dns-etcd-headless.k2s-dns.svc.cluster.local",
+    ]
+    cert = x509.load_pem_x509_certificate(base64.b64decode(peer["tls.crt"]))
+    usage = list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    assert usage == [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert peer["ca.crt"] == find(objects, "Secret", "k2s-dns-etcd-ca")["data"]["ca.crt"]
+    clients = [
+        common_name(find(objects, "Secret", name)["data"]["tls.crt"])
+        for name in ("k2s-dns-external-dns-etcd-client", "etcd-client-for-core-dns", "k2s-dns-etcd-server")
+    ]
+    assert "k2s-dns-etcd-peer" not in clients
+
+
+@pytest.mark.parametrize(("scheme", "tls"), [("https", True), ("http", False)])
+def test_external_mode_has_one_tls_rule_for_external_dns_and_coredns(render, scheme, tls):
+    secrets = {"caSecret": "my-etcd-ca", "clientSecret": "my-etcd-client"} if tls else {}
+    values = {"etcd": {"mode": "external", "external": {"endpoints": [f"{scheme}://10.0.0.5:2379"], **secrets}}}
+    objects = render(values)
+    env = env_of(objects, "k2s-dns-external-dns")
+    spec = find(objects, "Deployment", "k2s-dns-external-dns")["spec"]["template"]["spec"]
+    assert ("ETCD_CERT_FILE" in env) is tls and ("ETCD_CA_FILE" in env) is tls
+    assert bool(spec.get("volumes")) is tls
+    assert desired_of(objects)["tls"] is tls
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"etcd": {"mode": "external", "external": {"endpoints": ["https://10.0.0.5:2379"]}}},
+            "etcd.external.endpoints are https://, so ExternalDNS and CoreDNS use TLS: set etcd.external.caSecret",
+        ),
+        (
+            {
+                "etcd": {
+                    "mode": "external",
+                    "external": {"endpoints": ["https://10.0.0.5:2379"], "clientSecret": "client"},
+                }
+            },
+            "set etcd.external.caSecret (ca.crt) and etcd.external.clientSecret (tls.crt, tls.key)",
+        ),
+        (
+            {"etcd": {"mode": "external", "external": {"endpoints": ["http://10.0.0.5:2379"], "caSecret": "ca"}}},
+            "etcd.external.endpoints are http://, so nothing uses TLS and etcd.external.caSecret and "
+            "etcd.external.clientSecret would be ignored",
+        ),
+        (
+            {
+                "etcd": {
+                    "mode": "external",
+                    "external": {
+                        "endpoints": ["https://10.0.0.5:2379", "http://10.0.0.6:2379"],
+                        "caSecret": "ca",
+                        "clientSecret": "client",
+                    },
+                }
+            },
+            "etcd.external.endpoints mix https:// and http:// (https://10.0.0.5:2379, http://10.0.0.6:2379)",
+        ),
+        (
+            {"etcd": {"bundled": {"existingSecrets": {"server": "s", "peer": "p"}}}},
+            "etcd.bundled.existingSecrets: name all three certificate Secrets (server, peer, externalDNS), or none",
+        ),
+    ],
+    ids=["https-without-secrets", "https-without-ca", "http-with-secrets", "mixed-schemes", "partial-gitops"],
+)
+def test_the_chart_explains_what_the_schema_rejects(values, message, render):
+    """The schema rejects these (test_schema.py); with --skip-schema-validation the chart says why."""
+    from .conftest import RenderError
+
+    with pytest.raises(RenderError) as err:
+        render(values, "--skip-schema-validation")
+    assert message in str(err.value)
+
+
+GITOPS = {
+    "etcd": {
+        "bundled": {
+            "existingSecrets": {
+                "server": "k2s-dns-gitops-etcd-server",
+                "peer": "k2s-dns-gitops-etcd-peer",
+                "externalDNS": "k2s-dns-gitops-external-dns",
+                "rootPassword": "k2s-dns-gitops-etcd-root",
+            }
+        }
+    },
+    "coredns": {"clientSecret": "k2s-dns-gitops-coredns", "caSecret": "k2s-dns-gitops-ca"},
+}
+
+
+def test_gitops_render_generates_nothing_and_is_identical_every_time(helm_bin, tmp_path):
+    """helm template (as Argo CD renders) with named Secrets: no key, certificate or password is generated."""
+    from .conftest import helm_template
+
+    first = helm_template(helm_bin, GITOPS, tmp_path)
+    assert first == helm_template(helm_bin, GITOPS, tmp_path), "two renders differ"
+    for marker in ("PRIVATE KEY", "CERTIFICATE", "password:"):
+        assert marker not in first
+    objects = [doc for doc in yaml.safe_load_all(first) if doc]
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    pod = find(objects, "StatefulSet")["spec"]["template"]["spec"]
+    assert {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} == {
+        "tls": "k2s-dns-gitops-etcd-server",
+        "peer": "k2s-dns-gitops-etcd-peer",
+        "root": "k2s-dns-gitops-etcd-root",
+    }
+    assert "--peer-cert-allowed-cn=k2s-dns-etcd-peer" in pod["containers"][0]["args"]
+    edns = find(objects, "Deployment", "k2s-dns-external-dns")["spec"]["template"]["spec"]
+    assert {v["secret"]["secretName"] for v in edns["volumes"]} == {"k2s-dns-gitops-external-dns"}
+    desired = desired_of(objects)
+    assert desired["clientSecret"] == "k2s-dns-gitops-coredns" and desired["caSecret"] == "k2s-dns-gitops-ca"
+    for name, spec in pod_specs(objects):
+        for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                assert volume["secret"]["secretName"].startswith("k2s-dns-gitops-"), name
+
+
+def test_default_render_generates_certificates_on_every_helm_template(helm_bin, tmp_path):
+    """Why GitOps needs the named Secrets: without a cluster to look up, each render has a new CA."""
+    from .conftest import helm_template
+
+    assert helm_template(helm_bin, {}, tmp_path) != helm_template(helm_bin, {}, tmp_path)

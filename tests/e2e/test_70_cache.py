@@ -1,0 +1,205 @@
+"""CoreDNS caches the zone's answers for the record TTL, and only those.
+
+With the chart's defaults (`coredns.patch.cacheZone=true`, `externalDNS.recordTTL=5`) the kubeadm cache
+stanza is narrowed to what the kubernetes plugin answers: Service names and PTR answers stay uncached (their
+TTL never counts down), an Ingress name carries the record TTL and is cached for that long, and an address
+change is answered within the TTL plus a margin. Switching the cache off puts kubeadm's line back byte for
+byte. The session's Service-name probe runs throughout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
+import dns.reversename
+
+from k2s_dns import corefile
+
+from .conftest import install
+from .helpers import (
+    NAMESPACE,
+    RELEASE,
+    ZONE,
+    Resolver,
+    diagnostics,
+    etcdctl,
+    kubectl,
+    kubectl_json,
+    resolves_to,
+    wait_for,
+)
+
+RECORD_TTL = 5  # externalDNS.recordTTL's default
+MARGIN = 3.0  # ExternalDNS's sync (interval 1s) and the controller's reaction, on top of the TTL
+RUNS = 3
+ORIGINAL_ANNOTATION = "k2s-dns.io/original-corefile"
+REPLACED = "# k2s-dns: replaced: "
+
+
+def ttl_answer(resolver: Resolver, name: str, rdtype: str = "A") -> tuple[frozenset[str], int | None]:
+    """The records of `rdtype` CoreDNS answers for name, and their TTL (None: no answer)."""
+    message = dns.message.make_query(name, rdtype)
+    query = dns.query.tcp if resolver.tcp else dns.query.udp
+    try:
+        response = query(message, resolver.host, port=resolver.port, timeout=2.0)
+    except (dns.exception.Timeout, OSError):
+        return frozenset(), None
+    rrsets = [r for r in response.answer if r.rdtype == dns.rdatatype.from_text(rdtype)]
+    if not rrsets:
+        return frozenset(), None
+    return frozenset(item.to_text() for r in rrsets for item in r), min(r.ttl for r in rrsets)
+
+
+def ttls_over(resolver: Resolver, name: str, rdtype: str = "A", seconds: float = 3.0) -> list[int | None]:
+    """TTLs of the answers to name, asked every 0.2 s for `seconds`: a cached answer's TTL counts down."""
+    ttls = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ttls.append(ttl_answer(resolver, name, rdtype)[1])
+        time.sleep(0.2)
+    return ttls
+
+
+def current_corefile() -> str:
+    return kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
+
+
+def original_corefile() -> str:
+    cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
+    return (cm["metadata"].get("annotations") or {})[ORIGINAL_ANNOTATION]
+
+
+def cache_plugin(text: str) -> tuple[str, list[str] | None, list[str] | None]:
+    """The cache plugin of the block serving the zone: its text, and the zones it keeps out of the success
+    and the denial cache (CoreDNS uses the last `disable` line of each kind)."""
+    block = corefile.find_serving_block(corefile.parse(text), ZONE)
+    cache = next(d for d in block.directives if d.name == "cache")
+
+    def disabled(kind: str) -> list[str] | None:
+        lines = [c.args[1:] for c in cache.children or [] if c.name == "disable" and c.args[:1] == [kind]]
+        return lines[-1] if lines else None
+
+    return text[cache.line_start : cache.end], disabled("success"), disabled("denial")
+
+
+def kubernetes_ttl(text: str) -> int:
+    """The TTL the kubernetes plugin answers with (its `ttl` option, default 5 s)."""
+    block = corefile.find_serving_block(corefile.parse(text), ZONE)
+    k8s = next(d for d in block.directives if d.name == "kubernetes")
+    ttl = [c.args[0] for c in k8s.children or [] if c.name == "ttl" and c.args]
+    return int(ttl[-1]) if ttl else 5
+
+
+def desired_cache_zone() -> bool:
+    cm = kubectl_json("-n", NAMESPACE, "get", "configmap", f"{RELEASE}-coredns-desired")
+    return json.loads(cm["data"]["desired.json"]).get("cacheZone", True)
+
+
+def coredns_runs(check: Callable[[str], bool]) -> Callable[[], bool]:
+    """The Corefile passes check, the controller has converged and every CoreDNS pod runs that Corefile."""
+
+    def done() -> bool:
+        text = current_corefile()
+        deploy = kubectl_json("-n", "kube-system", "get", "deployment", "coredns")
+        status = deploy.get("status", {})
+        rolled = (
+            status.get("observedGeneration") == deploy["metadata"]["generation"]
+            and status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas")
+            and not status.get("unavailableReplicas")
+        )
+        annotations = deploy["spec"]["template"]["metadata"].get("annotations", {})
+        runs_it = annotations.get("k2s-dns.io/corefile-sha256") == hashlib.sha256(text.encode()).hexdigest()
+        cm = kubectl_json("-n", NAMESPACE, "get", "configmap", f"{RELEASE}-controller-status")
+        phase = json.loads((cm.get("data") or {}).get("status.json", "{}")).get("phase")
+        return check(text) and runs_it and rolled and phase == "Converged"
+
+    return done
+
+
+def test_cache_stanza_is_narrowed_to_what_kubernetes_answers(release, resolver, kubernetes_ip):
+    assert desired_cache_zone() is True
+    original, patched = original_corefile(), current_corefile()
+    _, success_before, denial_before = cache_plugin(original)
+    assert success_before is not None and ZONE in success_before, "kubeadm keeps the cluster domain uncached"
+    text, success, denial = cache_plugin(patched)
+    assert success == [f"svc.{ZONE}", f"pod.{ZONE}", "in-addr.arpa", "ip6.arpa"], text
+    assert denial == denial_before, "denial caching must stay as it was"
+    assert f"{REPLACED}disable success {ZONE}\n" in text
+    # The kubernetes plugin's answers are never served from the cache: their TTL never counts down.
+    expected = kubernetes_ttl(patched)
+    service = "kubernetes.default.svc.cluster.local"
+    assert set(ttls_over(resolver, service)) == {expected}, f"{service} answered from a cache"
+    ptr = dns.reversename.from_address(kubernetes_ip).to_text()
+    assert set(ttls_over(resolver, ptr, "PTR")) == {expected}, f"PTR {ptr} answered from a cache"
+
+
+def test_ingress_name_carries_the_record_ttl_and_is_cached(ingresses, resolver):
+    ingresses.apply("cached", ["cached.cluster.local"], ["192.0.2.80"])
+    wait_for(resolves_to(resolver, "cached.cluster.local", {"192.0.2.80"}), 60, "cached.cluster.local", diagnostics)
+    values = etcdctl("get", "--prefix", "/skydns/local/cluster/cached/", "--print-value-only").splitlines()
+    records = [json.loads(v) for v in values if v.startswith("{")]
+    assert [r.get("ttl") for r in records if "host" in r] == [RECORD_TTL], records
+    ttls = ttls_over(resolver, "cached.cluster.local")
+    assert None not in ttls and all(0 < t <= RECORD_TTL for t in ttls), ttls
+    # A cached answer counts down (two CoreDNS replicas each cache their own copy).
+    assert min(ttls) < RECORD_TTL, f"never answered from the cache: {ttls}"
+
+
+def test_address_change_is_answered_within_the_ttl(ingresses, resolver, service_probe, figure):
+    start = time.time()
+    name = "moving-cached.cluster.local"
+    limit = RECORD_TTL + MARGIN
+    ingresses.apply("moving-cached", [name], ["192.0.2.90"])
+    wait_for(resolves_to(resolver, name, {"192.0.2.90"}), 60, name, diagnostics)
+    seen = []
+    for run in range(RUNS):
+        old, new = f"192.0.2.{90 + run}", f"192.0.2.{91 + run}"
+        wait_for(resolves_to(resolver, name, {old}), 60, f"{name} {old}", diagnostics)
+        # Fill both CoreDNS replicas' caches with the old answer right before the change: the worst case.
+        for _ in range(10):
+            ttl_answer(resolver, name)
+            time.sleep(0.05)
+        changed = time.monotonic()
+        ingresses.set_addresses("moving-cached", [new])
+        last_old, first_new = 0.0, None
+        while time.monotonic() - changed < limit + 2.0:
+            records, _ = ttl_answer(resolver, name)
+            elapsed = time.monotonic() - changed
+            if old in records:
+                last_old = elapsed
+            elif records == {new} and first_new is None:
+                first_new = elapsed
+            time.sleep(0.1)
+        assert first_new is not None, f"{name} never answered {new}\n{diagnostics()}"
+        seen.append((first_new, last_old))
+        assert last_old <= limit, f"old address answered {last_old:.1f}s after the change (TTL {RECORD_TTL}s)"
+    figure(
+        f"cache on (record TTL {RECORD_TTL}s), address change ({RUNS} runs, limit {limit:.0f}s): new address "
+        f"first answered after {', '.join(f'{f:.1f}' for f, _ in seen)}s, old one last answered after "
+        f"{', '.join(f'{o:.1f}' for _, o in seen)}s"
+    )
+    assert service_probe.failures_since(start) == []
+
+
+def test_switching_the_cache_off_restores_the_stanza_byte_for_byte(release, resolver, service_probe):
+    start = time.time()
+    service = "kubernetes.default.svc.cluster.local"
+    ttl_on = set(ttls_over(resolver, service, seconds=1.0))
+    try:
+        install("--reuse-values", "--set", "coredns.patch.cacheZone=false")
+        wait_for(coredns_runs(lambda text: REPLACED not in text), 120, "CoreDNS without the cache change", diagnostics)
+        original, current = original_corefile(), current_corefile()
+        assert cache_plugin(current)[0] == cache_plugin(original)[0]
+        assert corefile.unpatch(current) == original
+        assert set(ttls_over(resolver, service, seconds=1.0)) == ttl_on, "Service names answer as before"
+    finally:
+        install("--reuse-values", "--set", "coredns.patch.cacheZone=true")
+    wait_for(coredns_runs(lambda text: REPLACED in text), 120, "CoreDNS with the cache change again", diagnostics)
+    assert service_probe.failures_since(start) == []
