@@ -171,6 +171,15 @@ def test_host_outside_the_zone(ingresses):
     assert "--set zone=example.test" in failed["fix"]
 
 
+def test_wildcard_host_is_reported_not_silently_unresolved(ingresses, resolver):
+    """CoreDNS's etcd plugin answers no name from a wildcard record (coredns/coredns#4314): the name under
+    it stays NXDOMAIN, and doctor says why instead of leaving the user guessing."""
+    ingresses.apply("wild", [f"*.wild.{ZONE}"], [ADDRESS])
+    failed = broken_at("source", f"app.wild.{ZONE}", "wildcard")
+    assert "coredns/coredns/issues/4314" in failed["detail"]
+    assert resolver.query(f"app.wild.{ZONE}").rcode == "NXDOMAIN"
+
+
 def test_external_dns_scaled_to_zero(published, healthy_again, service_probe):
     start = time.time()
     healthy_again.append(published)
