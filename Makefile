@@ -16,7 +16,8 @@ IMAGE_SOURCE ?= build
 KEEP_CLUSTER ?=
 PYTEST_ARGS ?=
 BENCH_SCALE ?= full
-# BENCH_ONLY="heal throughput": measure only those sections, keep the others in bench/results.
+# BENCH_ONLY="heal throughput": measure only those sections (propagation throughput heal peer), keep the others
+# in bench/results.
 BENCH_ONLY ?=
 
 .PHONY: help
@@ -108,7 +109,7 @@ e2e: $(VENV) bin/helm bin/kubectl bin/kind ## End-to-end suite on kind (or on KU
 	tests/cluster/e2e.sh $(CLUSTER_NAME) $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: $(VENV) bin/helm bin/kubectl ## Benchmarks on KUBECONFIG or the make-cluster cluster: table + plots in bench/results (BENCH_SCALE=small|full)
+bench: $(VENV) bin/helm bin/kubectl bin/kind ## Benchmarks on KUBECONFIG or the make-cluster cluster, and the peer k8s_gateway: table + plots in bench/results (BENCH_SCALE=small|full)
 	command -v dnsperf >/dev/null || { apt-get update -qq && apt-get install -y -qq dnsperf >/dev/null; }
 	$(PY) -m bench --scale $(BENCH_SCALE) $(foreach s,$(BENCH_ONLY),--only $(s))
 	$(PY) tools/bench_table.py

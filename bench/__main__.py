@@ -1,6 +1,7 @@
-"""make bench: propagation latency, bulk scale, DNS throughput and footprint, two configurations.
+"""make bench: propagation latency, bulk scale, DNS throughput and footprint, two configurations, and the
+nearest peer (k8s_gateway) measured the same way.
 
-    python -m bench [--scale small|full] [--out bench/results]
+    python -m bench [--scale small|full] [--out bench/results] [--only SECTION ...]
 
 Needs KUBECONFIG (make cluster writes one under ~/.cache/k2s-dns). Every wait is bounded.
 """
@@ -15,14 +16,14 @@ from pathlib import Path
 
 from tests.e2e.helpers import NAMESPACE, RELEASE, cluster_dns, helm, kubectl
 
-from bench import measure, report
+from bench import measure, peer, report
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "k2s-dns"
 SCALES = {
     "small": {"samples": 20, "bulk": 100, "dnsperf_seconds": 5, "heal_runs": 10},
     "full": {"samples": 100, "bulk": 1000, "dnsperf_seconds": 10, "heal_runs": 10},
 }
-SECTIONS = ("propagation", "throughput", "heal")
+SECTIONS = ("propagation", "throughput", "heal", "peer")
 CONFIGS = {
     # What ExternalDNS does out of the box: no event trigger, one sync a minute.
     "upstream defaults": ["--set", "externalDNS.events=false", "--set", "externalDNS.interval=1m"],
@@ -52,14 +53,23 @@ def install(extra: list[str]) -> None:
     kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{RELEASE}-external-dns", "--timeout=180s")
 
 
-def main() -> int:
+def set_cache_zone(on: bool) -> None:
+    """Chart defaults, with the zone's answers cached (on, the default) or kubeadm's cache stanza untouched."""
+    install([] if on else ["--set", "coredns.patch.cacheZone=false"])
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--scale", choices=sorted(SCALES), default="full")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     p.add_argument(
         "--only", action="append", choices=SECTIONS, help="measure only these sections (repeatable); keep the rest"
     )
-    args = p.parse_args()
+    return p
+
+
+def main() -> int:
+    args = parser().parse_args()
     if not os.environ.get("KUBECONFIG"):
         default = Path(os.environ.get("K2S_CACHE", Path.home() / ".cache/k2s-dns")) / "kubeconfig-k2s-dns"
         if not default.exists():
@@ -99,12 +109,22 @@ def main() -> int:
         if sections & {"throughput", "heal"}:
             install([])  # chart defaults (a no-op when the last configuration was that already)
         if "throughput" in sections:
-            print("== DNS throughput (dnsperf)", flush=True)
-            results["throughput"] = measure.throughput(resolver, scale["dnsperf_seconds"])
+            print(
+                f"== DNS throughput (dnsperf, {measure.DNSPERF_CLIENTS} clients, at most {measure.DNSPERF_MAX_QPS} "
+                f"qps, {scale['dnsperf_seconds']} s per row): Service name, etcd name with and without the cache",
+                flush=True,
+            )
+            results["throughput"] = measure.throughput(resolver, scale["dnsperf_seconds"], set_cache_zone)
+            if "skipped" not in results["throughput"]:
+                results["dnsperf_load"] = measure.dnsperf_load(scale["dnsperf_seconds"])
         if "heal" in sections:
             print(f"== kubeadm's CoreDNS addon phase, {scale['heal_runs']} runs", flush=True)
             results["kubeadm_heal"] = measure.kubeadm_heal(resolver, scale["heal_runs"])
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
+    if "peer" in sections:
+        # After the chart is gone: each side has the cluster to itself.
+        print(f"== nearest peer: k8s_gateway {peer.version()}, {scale['samples']} samples, dnsperf", flush=True)
+        results["peer"] = peer.run(scale)
     args.out.mkdir(parents=True, exist_ok=True)
     results_file.write_text(json.dumps(results, indent=2) + "\n")
     table = report.markdown(results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -14,10 +15,16 @@ import uuid
 from collections.abc import Callable
 
 from kubernetes import client, config
-from tests.e2e.helpers import RELEASE, Resolver, etcdctl, kubectl, kubectl_json
+from tests.e2e.helpers import NAMESPACE, RELEASE, ZONE, Resolver, etcdctl, kubectl, kubectl_json
+
+from bench.report import ROW_ETCD_CACHED, ROW_ETCD_UNCACHED, ROW_SERVICE
 
 POLL_DEADLINE = 150.0  # longer than the upstream 1 min interval plus a sync
 NODE = "k2s-dns-control-plane"
+PROGRESS_EVERY = 10.0  # seconds between progress lines while polling
+# dnsperf load, the same for every row (chart and peer): 4 clients, at most DNSPERF_MAX_QPS queries a second.
+DNSPERF_CLIENTS = 4
+DNSPERF_MAX_QPS = 30000
 
 
 def networking() -> client.NetworkingV1Api:
@@ -50,11 +57,13 @@ class Pending:
             self.names[name] = (time.monotonic(), want)
 
 
-def poll(resolver: Resolver, pending: Pending) -> dict[str, float]:
+def poll(resolver: Resolver, pending: Pending, what: str = "") -> dict[str, float]:
     """Query every pending name in turn, while more are being added, until each answers as wanted
-    (None: NXDOMAIN); name -> seconds since it was added."""
+    (None: NXDOMAIN); name -> seconds since it was added. Prints a progress line every PROGRESS_EVERY s."""
     done: dict[str, float] = {}
-    deadline = time.monotonic() + POLL_DEADLINE
+    begin = time.monotonic()
+    deadline = begin + POLL_DEADLINE
+    report = begin + PROGRESS_EVERY
     while (pending.producing or pending.names) and time.monotonic() < deadline:
         with pending.lock:
             items = list(pending.names.items())
@@ -65,7 +74,17 @@ def poll(resolver: Resolver, pending: Pending) -> dict[str, float]:
                 done[name] = time.monotonic() - start
                 with pending.lock:
                     del pending.names[name]
+        if what and time.monotonic() >= report:
+            report += PROGRESS_EVERY
+            state = "still being made" if pending.producing else "all made"
+            print(
+                f"   {what}: {len(done)} answered, {len(pending.names)} waiting ({state}), "
+                f"{time.monotonic() - begin:.0f}/{POLL_DEADLINE:.0f} s",
+                flush=True,
+            )
         time.sleep(0.02)
+    if what:
+        print(f"   {what}: {len(done)} answered in {time.monotonic() - begin:.1f} s", flush=True)
     return done
 
 
@@ -95,7 +114,7 @@ def percentiles(values: list[float]) -> dict[str, float | int]:
     return {"n": len(values), "p50": pct(0.5), "p95": pct(0.95), "max": round(ordered[-1], 3)}
 
 
-def create_latency(api, resolver, ns: str, count: int, prequery: bool, tag: str) -> list[float]:
+def create_latency(api, resolver, ns: str, count: int, prequery: bool, tag: str, what: str = "") -> list[float]:
     """Ingresses created one by one at random moments while CoreDNS is polled; each one's time from
     having an address to being answered."""
 
@@ -113,7 +132,7 @@ def create_latency(api, resolver, ns: str, count: int, prequery: bool, tag: str)
     pending = Pending()
     delays = sorted(random.uniform(0, max(10.0, count * 0.3)) for _ in range(count))
     produce(pending, [step(i) for i in range(count)], delays)
-    done = poll(resolver, pending)
+    done = poll(resolver, pending, what or f"{count} created ({tag})")
     return list(done.values()) + [POLL_DEADLINE] * (count - len(done))
 
 
@@ -135,10 +154,10 @@ def update_delete_latency(api, resolver, ns: str, count: int, tag: str) -> tuple
     delays = sorted(random.uniform(0, count * 0.5) for _ in range(count))
     pending = Pending()
     produce(pending, [update(i) for i in range(count)], delays)
-    updated = poll(resolver, pending)
+    updated = poll(resolver, pending, f"{count} address changes ({tag})")
     pending = Pending()
     produce(pending, [delete(i) for i in range(count)], delays)
-    deleted = poll(resolver, pending)
+    deleted = poll(resolver, pending, f"{count} deletes ({tag})")
     return list(updated.values()), list(deleted.values())
 
 
@@ -152,7 +171,8 @@ def bulk(api, resolver, ns: str, count: int) -> dict:
     pending = Pending()
     pending.names = {f"bulk-{i}.cluster.local": (start, {address(i)}) for i in range(count)}
     pending.producing = False
-    done = poll(resolver, pending)
+    print(f"   bulk: {count} created in {created:.1f} s", flush=True)
+    done = poll(resolver, pending, f"bulk of {count}")
     return {
         "count": count,
         "create_seconds": round(created, 2),
@@ -169,8 +189,17 @@ def etcd_key_count() -> int:
     return int(match.group(1)) if match else -1
 
 
-def footprint() -> dict[str, dict[str, float]]:
-    """Memory (MiB) and CPU (cores, averaged by crictl) of the three parts, read on the kind node."""
+CHART_PARTS = {
+    "etcd": (f"{RELEASE}-etcd", "etcd"),
+    "external-dns": (f"{RELEASE}-external-dns", "external-dns"),
+    "coredns": ("coredns", "coredns"),
+}
+
+
+def footprint(parts: dict[str, tuple[str, str]] | None = None) -> dict[str, dict[str, float]]:
+    """Memory (MiB) and CPU (cores, averaged by crictl) of each part (name -> (pod name prefix, container)),
+    by default the chart's three, read on the kind node."""
+    parts = parts or CHART_PARTS
     if shutil.which("docker") is None:
         return {}
     out = subprocess.run(
@@ -178,13 +207,12 @@ def footprint() -> dict[str, dict[str, float]]:
     ).stdout
     if not out:
         return {}
-    wanted = {"etcd": f"{RELEASE}-etcd", "external-dns": f"{RELEASE}-external-dns", "coredns": "coredns"}
     usage: dict[str, dict[str, float]] = {}
     for stat in json.loads(out).get("stats", []):
         pod = stat["attributes"]["labels"].get("io.kubernetes.pod.name", "")
         container = stat["attributes"]["metadata"]["name"]
-        for part, prefix in wanted.items():
-            if pod.startswith(prefix) and container in ("etcd", "external-dns", "coredns"):
+        for part, (prefix, name) in parts.items():
+            if pod.startswith(prefix) and container == name:
                 entry = usage.setdefault(part, {"memory_mib": 0.0, "cpu_cores": 0.0})
                 memory = stat.get("memory", {}).get("workingSetBytes", {}).get("value", 0)
                 entry["memory_mib"] += round(int(memory) / 2**20, 1)
@@ -201,8 +229,12 @@ def configuration(resolver: Resolver, scale: dict, footprint_points: bool) -> di
         result: dict = {}
         if footprint_points:
             result["footprint"] = {"0": footprint()}
-        fresh = create_latency(api, resolver, ns, scale["samples"], prequery=False, tag="fresh")
-        negative = create_latency(api, resolver, ns, scale["samples"], prequery=True, tag="neg")
+        fresh = create_latency(
+            api, resolver, ns, scale["samples"], prequery=False, tag="fresh", what="create (never queried)"
+        )
+        negative = create_latency(
+            api, resolver, ns, scale["samples"], prequery=True, tag="neg", what="create (queried before)"
+        )
         updated, deleted = update_delete_latency(api, resolver, ns, max(5, scale["samples"] // 5), "fresh")
         result["create_fresh"] = {**percentiles(fresh), "samples": sorted(round(v, 3) for v in fresh)}
         result["create_after_nxdomain"] = {**percentiles(negative), "samples": sorted(round(v, 3) for v in negative)}
@@ -220,54 +252,101 @@ def configuration(resolver: Resolver, scale: dict, footprint_points: bool) -> di
         kubectl("delete", "namespace", ns, "--wait=true", "--timeout=300s", check=False)
 
 
-def throughput(resolver: Resolver, seconds: int) -> dict:
-    """dnsperf against CoreDNS: an etcd-backed name versus a Service name, same load."""
+def dnsperf(resolver: Resolver, name: str, seconds: int, label: str) -> dict:
+    """dnsperf against resolver for one name: DNSPERF_CLIENTS clients, at most DNSPERF_MAX_QPS, `seconds` long."""
+    print(f"   dnsperf {label} ({name}): {seconds} s ...", flush=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as data:
+        data.write(f"{name} A\n")
+        data.flush()
+        args = ["dnsperf", "-s", resolver.host, "-p", str(resolver.port), "-d", data.name, "-l", str(seconds)]
+        args += ["-c", str(DNSPERF_CLIENTS), "-Q", str(DNSPERF_MAX_QPS), "-S", "0"]
+        try:
+            out = subprocess.run(args, capture_output=True, text=True, check=False, timeout=seconds + 60).stdout
+        except subprocess.TimeoutExpired:
+            out = ""
+    row = parse_dnsperf(out)
+    print(
+        f"   dnsperf {label}: {fmt_number(row['qps'])} qps, {row['avg_latency_ms']:.3f} ms average, "
+        f"lost {row['lost']}, answers {row['rcodes'] or '-'}",
+        flush=True,
+    )
+    return row
+
+
+def fmt_number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def dnsperf_load(seconds: int) -> dict:
+    return {"clients": DNSPERF_CLIENTS, "max_qps": DNSPERF_MAX_QPS, "seconds": seconds}
+
+
+def throughput(resolver: Resolver, seconds: int, set_cache_zone: Callable[[bool], None] | None = None) -> dict:
+    """dnsperf against CoreDNS, same load, one run: a Service name, an etcd-backed name with the zone's answers
+    cached (chart default) and, through set_cache_zone(False), the same name without the cache. Leaves the
+    cache on again."""
     if shutil.which("dnsperf") is None or resolver.tcp:
         return {"skipped": "dnsperf not installed or no UDP path to CoreDNS"}
     api = networking()
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", ns)
+    name = "perf.cluster.local"
     try:
-        api.create_namespaced_ingress(ns, ingress("perf", "perf.cluster.local"))
+        api.create_namespaced_ingress(ns, ingress("perf", name))
         set_address(api, ns, "perf", "198.18.200.1")
-        pending = Pending()
-        pending.add("perf.cluster.local", {"198.18.200.1"})
-        pending.producing = False
-        poll(resolver, pending)
-        results = {}
-        for label, name in (
-            ("etcd name", "perf.cluster.local"),
-            ("Service name", "kubernetes.default.svc.cluster.local"),
-        ):
-            with tempfile.NamedTemporaryFile("w", suffix=".txt") as data:
-                data.write(f"{name} A\n")
-                data.flush()
-                out = subprocess.run(
-                    [
-                        "dnsperf",
-                        "-s",
-                        resolver.host,
-                        "-p",
-                        str(resolver.port),
-                        "-d",
-                        data.name,
-                        "-l",
-                        str(seconds),
-                        "-c",
-                        "4",
-                        "-Q",
-                        "5000",
-                        "-S",
-                        "0",
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                ).stdout
-            results[label] = parse_dnsperf(out)
+        resolvable(resolver, name, "198.18.200.1")
+        results = {ROW_SERVICE: dnsperf(resolver, "kubernetes.default.svc.cluster.local", seconds, ROW_SERVICE)}
+        results[ROW_ETCD_CACHED] = dnsperf(resolver, name, seconds, ROW_ETCD_CACHED)
+        if set_cache_zone is not None:
+            try:
+                print("   switching the zone cache off (coredns.patch.cacheZone=false)", flush=True)
+                set_cache_zone(False)
+                wait_cache_zone(False)
+                resolvable(resolver, name, "198.18.200.1")
+                results[ROW_ETCD_UNCACHED] = dnsperf(resolver, name, seconds, ROW_ETCD_UNCACHED)
+            finally:
+                print("   switching the zone cache back on (chart default)", flush=True)
+                set_cache_zone(True)
+                wait_cache_zone(True)
         return results
     finally:
         kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def resolvable(resolver: Resolver, name: str, ip: str, timeout: float = 60.0) -> None:
+    print(f"   waiting for {name} -> {ip} (at most {timeout:.0f} s)", flush=True)
+    _wait(lambda: ip in resolver.query(name, timeout=1.0).records, timeout, f"{name} resolvable", 0.1)
+
+
+REPLACED = "# k2s-dns: replaced: disable success"
+
+
+def cache_zone_state(corefile: str) -> bool | None:
+    """Whether the Corefile has the zone's answers cached by the chart's patch (True), kubeadm's stanza that
+    keeps the cluster domain uncached (False), or neither (None: nothing to switch, e.g. no cache plugin)."""
+    if REPLACED in corefile:
+        return True
+    if re.search(rf"^\s*disable\s+success\s+{re.escape(ZONE)}\.?\s*$", corefile, re.MULTILINE):
+        return False
+    return None
+
+
+def wait_cache_zone(on: bool, timeout: float = 240.0) -> None:
+    """Bounded wait until the Corefile has the cache stanza as wanted and every CoreDNS pod runs it (the
+    controller's Corefile annotation matches and the rollout is complete)."""
+
+    def done() -> bool:
+        text = kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
+        state = cache_zone_state(text)
+        deploy = _coredns()
+        annotations = deploy["spec"]["template"]["metadata"].get("annotations") or {}
+        runs_it = annotations.get("k2s-dns.io/corefile-sha256") == hashlib.sha256(text.encode()).hexdigest()
+        return state in (on, None) and runs_it and _rolled_out(deploy)
+
+    print(f"   waiting for CoreDNS to run the Corefile with the zone cache {'on' if on else 'off'}", flush=True)
+    start = time.monotonic()
+    _wait(done, timeout, f"CoreDNS with the zone cache {'on' if on else 'off'} (release {NAMESPACE}/{RELEASE})", 1.0)
+    print(f"   CoreDNS runs it after {time.monotonic() - start:.1f} s", flush=True)
 
 
 def parse_dnsperf(out: str) -> dict:
@@ -275,8 +354,11 @@ def parse_dnsperf(out: str) -> dict:
         match = re.search(pattern, out)
         return float(match.group(1)) if match else None
 
+    codes = re.search(r"Response codes:\s+(.*)", out)
+    rcodes = {code: int(n) for code, n in re.findall(r"([A-Z]+) (\d+) \(", codes.group(1))} if codes else {}
     return {
         "qps": number(r"Queries per second:\s+([\d.]+)"),
+        "rcodes": rcodes,
         "lost": number(r"Queries lost:\s+(\d+)"),
         "avg_latency_ms": (number(r"Average Latency \(s\):\s+([\d.]+)") or 0) * 1000,
         "max_latency_ms": (number(r"max ([\d.]+)\)") or 0) * 1000,
@@ -347,9 +429,9 @@ def kubeadm_heal(resolver: Resolver, runs: int) -> dict:
     return {"mounts": percentiles(mounts), "healed": percentiles(healed)}
 
 
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
+def _wait(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
             raise TimeoutError(f"bench: {what} not reached within {timeout:.0f}s")
-        time.sleep(0.05)
+        time.sleep(interval)

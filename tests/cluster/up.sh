@@ -23,6 +23,12 @@ for ref in "$(python3 "$REPO_DIR/tools/chart_image.py" externalDNS.image)" \
            "$(python3 "$REPO_DIR/tools/chart_image.py" coredns.patch.image)"; do
   kind load docker-image --name "$name" "$ref" >&2
 done
+# make bench's peer (k8s_gateway): loaded when built (images/k8s-gateway/build.sh); otherwise the bench
+# builds and loads it itself when it measures the peer.
+peer="ghcr.io/k8s-gateway/k8s_gateway:$K8S_GATEWAY_VERSION"
+if docker image inspect "$peer" >/dev/null 2>&1; then
+  kind load docker-image --name "$name" "$peer" >&2
+fi
 kubectl wait --for=condition=Ready node --all --timeout=180s >&2
 kubectl -n kube-system rollout status deploy/coredns --timeout=180s >&2
 echo "$kubeconfig"
