@@ -48,7 +48,7 @@ def secret_data(namespace: str, name: str) -> dict[str, str]:
 # --- etcd peers accept only the peer certificate ------------------------------------------------------------
 
 PROBE = """
-import base64, http.client, json, os, ssl, tempfile
+import base64, http.client, json, os, ssl, tempfile, time
 files = json.loads(base64.b64decode(FILES))
 home = tempfile.mkdtemp(dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
 for name, pem in files.items():
@@ -59,13 +59,19 @@ for who in ("peer", "external-dns", "coredns"):
     ctx = ssl.create_default_context(cafile=os.path.join(home, "ca.crt"))
     ctx.check_hostname = False  # 127.0.0.1: the test is about the client certificate, not the name
     ctx.load_cert_chain(os.path.join(home, who + ".crt"), os.path.join(home, who + ".key"))
-    try:
-        conn = http.client.HTTPSConnection("127.0.0.1", 2380, context=ctx, timeout=10)
-        conn.request("GET", "/members")
-        response = conn.getresponse()
-        results[who] = {"status": response.status, "body": response.read().decode()[:400]}
-    except (ssl.SSLError, OSError) as err:
-        results[who] = {"error": type(err).__name__ + ": " + str(err)}
+    for attempt in range(3):  # a connection dropped without a TLS alert is retried; a refusal is not
+        try:
+            conn = http.client.HTTPSConnection("127.0.0.1", 2380, context=ctx, timeout=10)
+            conn.request("GET", "/members")
+            response = conn.getresponse()
+            results[who] = {"status": response.status, "body": response.read().decode()[:400]}
+            break
+        except ssl.SSLError as err:
+            results[who] = {"error": type(err).__name__ + ": " + str(err)}
+            break
+        except OSError as err:
+            results[who] = {"error": type(err).__name__ + ": " + str(err), "attempts": attempt + 1}
+            time.sleep(2)
 print(json.dumps(results))
 """
 
