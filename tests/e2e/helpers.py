@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -241,3 +242,37 @@ def restart_coredns_pods() -> None:
             120,
             "CoreDNS back to full strength",
         )
+
+
+def current_corefile() -> str:
+    """The cluster's Corefile as it is now."""
+    return kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
+
+
+def controller_status() -> dict:
+    cm = kubectl_json("-n", NAMESPACE, "get", "configmap", f"{RELEASE}-controller-status")
+    return json.loads((cm.get("data") or {}).get("status.json", "{}"))
+
+
+def converged() -> bool:
+    return controller_status().get("phase") == "Converged"
+
+
+def coredns_runs(check: Callable[[str], bool]) -> Callable[[], bool]:
+    """The Corefile passes check, the controller has converged and every CoreDNS pod runs that Corefile
+    (the Deployment's rollout carries its digest and is complete)."""
+
+    def done() -> bool:
+        text = current_corefile()
+        deploy = kubectl_json("-n", "kube-system", "get", "deployment", "coredns")
+        status = deploy.get("status", {})
+        rolled = (
+            status.get("observedGeneration") == deploy["metadata"]["generation"]
+            and status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas")
+            and not status.get("unavailableReplicas")
+        )
+        annotations = deploy["spec"]["template"]["metadata"].get("annotations", {})
+        runs_it = annotations.get("k2s-dns.io/corefile-sha256") == hashlib.sha256(text.encode()).hexdigest()
+        return check(text) and runs_it and rolled and converged()
+
+    return done

@@ -5,11 +5,7 @@ from __future__ import annotations
 import time
 
 from .conftest import install
-from .helpers import NAMESPACE, RELEASE, diagnostics, helm, kubectl, resolves_to, wait_for
-
-
-def corefile() -> str:
-    return kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
+from .helpers import NAMESPACE, RELEASE, current_corefile, diagnostics, helm, resolves_to, wait_for
 
 
 def test_upgrade_keeps_exactly_one_etcd_block_and_the_records(ingresses, resolver, service_probe):
@@ -18,7 +14,7 @@ def test_upgrade_keeps_exactly_one_etcd_block_and_the_records(ingresses, resolve
     start = time.time()
     install("--reuse-values", "--set", "externalDNS.logLevel=debug")
     install("--reuse-values", "--set", "externalDNS.logLevel=info")
-    text = corefile()
+    text = current_corefile()
     assert text.count("# BEGIN k2s-dns") == 1 and text.count("etcd cluster.local {") == 1, text
     assert text.count("cluster.local # k2s-dns") == 1, text
     wait_for(resolves_to(resolver, "kept.cluster.local", {"192.0.2.80"}), 60, "record after upgrade", diagnostics)

@@ -4,7 +4,6 @@ and a hand edit of the Corefile. The session's Service-name probe runs throughou
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import time
@@ -19,6 +18,10 @@ from .helpers import (
     NAMESPACE,
     RELEASE,
     ServiceProbe,
+    controller_status,
+    converged,
+    coredns_runs,
+    current_corefile,
     diagnostics,
     helm,
     kubectl,
@@ -28,19 +31,6 @@ from .helpers import (
 )
 
 HEAL_LIMIT = 10.0  # seconds from the Deployment replacement until the Ingress name answers again
-
-
-def corefile() -> str:
-    return kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
-
-
-def controller_status() -> dict:
-    cm = kubectl_json("-n", NAMESPACE, "get", "configmap", f"{RELEASE}-controller-status")
-    return json.loads((cm.get("data") or {}).get("status.json", "{}"))
-
-
-def converged() -> bool:
-    return controller_status().get("phase") == "Converged"
 
 
 def coredns_scale(replicas: int) -> None:
@@ -137,22 +127,7 @@ def revision() -> int:
 
 
 def coredns_serves(fragment: str) -> Callable[[], bool]:
-    """The Corefile has `fragment`, the controller has converged and every CoreDNS pod runs it."""
-
-    def check() -> bool:
-        text = corefile()
-        deploy = kubectl_json("-n", "kube-system", "get", "deployment", "coredns")
-        status = deploy.get("status", {})
-        rolled = (
-            status.get("observedGeneration") == deploy["metadata"]["generation"]
-            and status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas")
-            and not status.get("unavailableReplicas")
-        )
-        annotations = deploy["spec"]["template"]["metadata"].get("annotations", {})
-        runs_it = annotations.get("k2s-dns.io/corefile-sha256") == hashlib.sha256(text.encode()).hexdigest()
-        return fragment in text and runs_it and rolled and converged()
-
-    return check
+    return coredns_runs(lambda text: fragment in text)
 
 
 def rollback(resolver, fragment: str, name: str, address: str, figure, what: str) -> tuple[float, float]:
@@ -186,7 +161,7 @@ def rollback(resolver, fragment: str, name: str, address: str, figure, what: str
 def test_rollback_across_a_prefix_change(ingresses, resolver, service_probe, figure):
     start = time.time()
     install("--reuse-values", "--set", "etcd.prefix=/skydns2")
-    wait_for(lambda: "path /skydns2" in corefile(), 60, "Corefile on the new prefix")
+    wait_for(lambda: "path /skydns2" in current_corefile(), 60, "Corefile on the new prefix")
     ingresses.apply("prefix", ["prefix.cluster.local"], ["192.0.2.41"])
     wait_for(resolves_to(resolver, "prefix.cluster.local", {"192.0.2.41"}), 60, "name on /skydns2", diagnostics)
     coredns, _ = rollback(resolver, "path /skydns\n", "prefix.cluster.local", "192.0.2.41", figure, "prefix")
@@ -204,14 +179,14 @@ def test_rollback_across_a_zone_change(ingresses, resolver, service_probe, figur
     wait_for(resolves_to(resolver, "zone.apps.example", {"192.0.2.42"}), 60, "name in apps.example", diagnostics)
     coredns, _ = rollback(resolver, "etcd cluster.local {", "zone.cluster.local", "192.0.2.42", figure, "zone")
     assert coredns <= HEAL_LIMIT, f"CoreDNS took {coredns:.1f}s to follow the rollback"
-    assert "etcd apps.example" not in corefile()
+    assert "etcd apps.example" not in current_corefile()
     assert service_probe.failures_since(start) == []
 
 
 def test_patch_turned_off_and_on(ingress_name, resolver, service_probe):
     start = time.time()
     install("--reuse-values", "--set", "coredns.patch.enabled=false")
-    assert "k2s-dns" not in corefile()
+    assert "k2s-dns" not in current_corefile()
     deploy = kubectl_json("-n", "kube-system", "get", "deployment", "coredns")
     assert "k2s-dns-etcd-client" not in json.dumps(deploy["spec"])
     install("--reuse-values", "--set", "coredns.patch.enabled=true")
@@ -220,7 +195,7 @@ def test_patch_turned_off_and_on(ingress_name, resolver, service_probe):
 
 
 def test_etcd_mode_change_is_refused_before_anything_changes(release):
-    before_revision, before_corefile = revision(), corefile()
+    before_revision, before_corefile = revision(), current_corefile()
     result = helm(
         "upgrade",
         RELEASE,
@@ -235,7 +210,7 @@ def test_etcd_mode_change_is_refused_before_anything_changes(release):
     assert result.returncode != 0
     assert 'etcd.mode cannot change from "bundled" to "cluster"' in result.stderr
     assert "Uninstall the release and install it again" in result.stderr
-    assert revision() == before_revision and corefile() == before_corefile
+    assert revision() == before_revision and current_corefile() == before_corefile
 
 
 def test_hand_edit_is_kept(ingress_name, resolver, service_probe):
@@ -252,7 +227,7 @@ def test_hand_edit_is_kept(ingress_name, resolver, service_probe):
             resolves_to(resolver, "admin-edit.example", {"192.0.2.77"}), 90, "hand-edited hosts entry", diagnostics
         )
         wait_for(converged, 60, "controller converged after the hand edit")
-        assert edit in corefile() and corefile().count("# BEGIN k2s-dns") == 1
+        assert edit in current_corefile() and current_corefile().count("# BEGIN k2s-dns") == 1
         assert resolves_to(resolver, ingress_name, {"192.0.2.40"})()
     finally:
         cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
@@ -297,11 +272,11 @@ def test_hooks_only_mode_applies_on_upgrade_and_rollback(ingress_name, resolver,
             "get", "roles,rolebindings", "-A", "-l", "app.kubernetes.io/component=coredns-patch", "-o", "name"
         )
         assert leftovers == "", f"hook permissions outlived the hooks: {leftovers}"
-        assert "path /skydns\n" in corefile()
+        assert "path /skydns\n" in current_corefile()
         install("--reuse-values", "--set", "etcd.prefix=/skydns3")
-        assert "path /skydns3\n" in corefile()
+        assert "path /skydns3\n" in current_corefile()
         helm("rollback", RELEASE, str(revision() - 1), "-n", NAMESPACE, "--wait", "--timeout", "5m")
-        assert "path /skydns\n" in corefile(), "the post-rollback hook did not apply the rolled-back prefix"
+        assert "path /skydns\n" in current_corefile(), "the post-rollback hook did not apply the rolled-back prefix"
     finally:
         install("--reuse-values", "--set", "coredns.reconcile.enabled=true", "--set", "etcd.prefix=/skydns")
     wait_for(coredns_serves("path /skydns\n"), 60, "the controller back in charge", diagnostics)

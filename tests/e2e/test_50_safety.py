@@ -17,6 +17,7 @@ from .conftest import install
 from .helpers import (
     NAMESPACE,
     RELEASE,
+    current_corefile,
     diagnostics,
     helm,
     is_nxdomain,
@@ -29,10 +30,6 @@ from .helpers import (
 
 def revision() -> int:
     return int(json.loads(helm("status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)["version"])
-
-
-def corefile() -> str:
-    return kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
 
 
 def set_corefile(text: str) -> None:
@@ -239,7 +236,7 @@ def test_notes_without_the_patch_work_when_applied_by_hand(release, ingresses, r
     wait_for(resolves_to(resolver, name, {"192.0.2.51"}), 60, "name with the managed patch", diagnostics)
     start = time.time()
     install("--reuse-values", "--set", "coredns.patch.enabled=false")
-    saved_corefile = corefile()
+    saved_corefile = current_corefile()
     saved_template = kubectl_json("-n", "kube-system", "get", "deployment", "coredns")["spec"]["template"]
     try:
         assert "k2s-dns" not in saved_corefile

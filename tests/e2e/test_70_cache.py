@@ -9,10 +9,8 @@ byte. The session's Service-name probe runs throughout.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from collections.abc import Callable
 
 import dns.exception
 import dns.message
@@ -28,9 +26,10 @@ from .helpers import (
     RELEASE,
     ZONE,
     Resolver,
+    coredns_runs,
+    current_corefile,
     diagnostics,
     etcdctl,
-    kubectl,
     kubectl_json,
     resolves_to,
     wait_for,
@@ -67,10 +66,6 @@ def ttls_over(resolver: Resolver, name: str, rdtype: str = "A", seconds: float =
     return ttls
 
 
-def current_corefile() -> str:
-    return kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
-
-
 def original_corefile() -> str:
     cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
     return (cm["metadata"].get("annotations") or {})[ORIGINAL_ANNOTATION]
@@ -100,27 +95,6 @@ def kubernetes_ttl(text: str) -> int:
 def desired_cache_zone() -> bool:
     cm = kubectl_json("-n", NAMESPACE, "get", "configmap", f"{RELEASE}-coredns-desired")
     return json.loads(cm["data"]["desired.json"]).get("cacheZone", True)
-
-
-def coredns_runs(check: Callable[[str], bool]) -> Callable[[], bool]:
-    """The Corefile passes check, the controller has converged and every CoreDNS pod runs that Corefile."""
-
-    def done() -> bool:
-        text = current_corefile()
-        deploy = kubectl_json("-n", "kube-system", "get", "deployment", "coredns")
-        status = deploy.get("status", {})
-        rolled = (
-            status.get("observedGeneration") == deploy["metadata"]["generation"]
-            and status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas")
-            and not status.get("unavailableReplicas")
-        )
-        annotations = deploy["spec"]["template"]["metadata"].get("annotations", {})
-        runs_it = annotations.get("k2s-dns.io/corefile-sha256") == hashlib.sha256(text.encode()).hexdigest()
-        cm = kubectl_json("-n", NAMESPACE, "get", "configmap", f"{RELEASE}-controller-status")
-        phase = json.loads((cm.get("data") or {}).get("status.json", "{}")).get("phase")
-        return check(text) and runs_it and rolled and phase == "Converged"
-
-    return done
 
 
 def test_cache_stanza_is_narrowed_to_what_kubernetes_answers(release, resolver, kubernetes_ip):

@@ -28,6 +28,7 @@ from .helpers import (
     NAMESPACE,
     RELEASE,
     ZONE,
+    current_corefile,
     diagnostics,
     etcdctl,
     helm,
@@ -98,10 +99,6 @@ def scale(kind: str, name: str, replicas: int) -> None:
         component = "controller" if name == CONTROLLER else "external-dns"
         selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}"
         kubectl("-n", NAMESPACE, "wait", "--for=delete", "pod", "-l", selector, "--timeout=120s", check=False)
-
-
-def corefile_text() -> str:
-    return kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
 
 
 def set_corefile(text: str) -> None:
@@ -221,7 +218,7 @@ def test_managed_block_removed_from_the_corefile(published, healthy_again, servi
     start = time.time()
     healthy_again.append(published)
     scale("deployment", CONTROLLER, 0)  # else it puts the block back within a second
-    saved = corefile_text()
+    saved = current_corefile()
     try:
         set_corefile(corefile.unpatch(saved))
         failed = broken_at("coredns", published, "no k2s-dns etcd block")

@@ -5,7 +5,17 @@ from __future__ import annotations
 import json
 
 from .conftest import coredns_state, install
-from .helpers import NAMESPACE, RELEASE, diagnostics, helm, kubectl, kubectl_json, resolves_to, wait_for
+from .helpers import (
+    NAMESPACE,
+    RELEASE,
+    current_corefile,
+    diagnostics,
+    helm,
+    kubectl,
+    kubectl_json,
+    resolves_to,
+    wait_for,
+)
 
 
 def k2s_dns_objects() -> list[str]:
@@ -18,10 +28,6 @@ def k2s_dns_objects() -> list[str]:
     leftovers = [line for line in (found + cluster).splitlines() if line]
     leftovers += [s for s in secrets.splitlines() if s in ("secret/etcd-client-for-core-dns", "secret/etcd-ca")]
     return leftovers
-
-
-def corefile_now() -> str:
-    return kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
 
 
 def set_corefile(text: str) -> None:
@@ -39,7 +45,7 @@ def controller_converged_after_edit(edit: str) -> bool:
 def test_uninstall_restores_coredns_and_reinstall_works(release, coredns_before, resolver, service_probe, kube_cluster):
     # An administrator's edit made while k2s-dns is installed: uninstall removes only what k2s-dns added.
     edit = "    hosts {\n        192.0.2.78 admin-kept.example\n        fallthrough\n    }\n"
-    set_corefile(corefile_now().replace("    loop\n", edit + "    loop\n", 1))
+    set_corefile(current_corefile().replace("    loop\n", edit + "    loop\n", 1))
     wait_for(lambda: controller_converged_after_edit(edit), 60, "the controller adopted the edit")
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
     after = coredns_state()

@@ -13,6 +13,7 @@ from .conftest import install, installed
 from .helpers import (
     NAMESPACE,
     RELEASE,
+    current_corefile,
     diagnostics,
     helm,
     kubectl,
@@ -61,23 +62,19 @@ def set_corefile(text: str) -> None:
     restart_coredns_pods()
 
 
-def current() -> str:
-    return kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "jsonpath={.data.Corefile}")
-
-
 def test_zone_specific_server_block_with_a_trailing_comment(release, resolver, service_probe, kubernetes_ip):
     start = time.time()
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
-    original = current()
+    original = current_corefile()
     set_corefile(LAYOUT)
     namespace = "e2e-layout"
     try:
         wait_for(lambda: kubernetes_ip in resolver.query("kubernetes.default.svc.cluster.local").records, 60, "layout")
         install()
-        served = corefile.find_serving_block(corefile.parse(current()), "cluster.local")
+        served = corefile.find_serving_block(corefile.parse(current_corefile()), "cluster.local")
         assert [k.text for k in served.keys] == ["cluster.local:53"]
-        assert "etcd cluster.local {" in current()[served.open_brace : served.close_brace]
-        assert "    } # cluster Services: this block, not .:53, answers the zone\n" in current()
+        assert "etcd cluster.local {" in current_corefile()[served.open_brace : served.close_brace]
+        assert "    } # cluster Services: this block, not .:53, answers the zone\n" in current_corefile()
         kubectl("create", "namespace", namespace)
         ingress = {
             "apiVersion": "networking.k8s.io/v1",
@@ -95,7 +92,7 @@ def test_zone_specific_server_block_with_a_trailing_comment(release, resolver, s
         )
         kubectl("delete", "namespace", namespace, "--wait=true")
         helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
-        assert current() == LAYOUT
+        assert current_corefile() == LAYOUT
     finally:
         kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
         if installed():
