@@ -54,11 +54,11 @@ for name, pem in files.items():
 results = {}
 for who in ("peer", "external-dns", "coredns"):
     ctx = ssl.create_default_context(cafile=os.path.join(home, "ca.crt"))
-    ctx.check_hostname = False  # 127.0.0.1: the test is about the client certificate, not the name
+    ctx.check_hostname = False  # an IP address: the test is about the client certificate, not the name
     ctx.load_cert_chain(os.path.join(home, who + ".crt"), os.path.join(home, who + ".key"))
     for attempt in range(3):  # a connection dropped without a TLS alert is retried; a refusal is not
         try:
-            conn = http.client.HTTPSConnection("127.0.0.1", 2380, context=ctx, timeout=10)
+            conn = http.client.HTTPSConnection(HOST, 2380, context=ctx, timeout=10)
             conn.request("GET", "/members")
             response = conn.getresponse()
             results[who] = {"status": response.status, "body": response.read().decode()[:400]}
@@ -75,7 +75,7 @@ print(json.dumps(results))
 
 def run_in_etcd_pod(script: str, image: str) -> str:
     """Run a Python script in an ephemeral container of etcd member 0: it shares the member's network
-    namespace, so 127.0.0.1:2380 is the peer port and no NetworkPolicy is in the way."""
+    namespace, so its pod IP:2380 is the peer port and no NetworkPolicy is in the way."""
     pod, name = f"{RELEASE}-etcd-0", f"peer-probe-{uuid.uuid4().hex[:6]}"
     kubectl(
         "-n",
@@ -110,7 +110,11 @@ def test_peer_port_refuses_client_certificates(release, hook_image):
         files[f"{who}.crt"], files[f"{who}.key"] = data["tls.crt"], data["tls.key"]
     files = {name: base64.b64decode(value).decode() for name, value in files.items()}
     encoded = base64.b64encode(json.dumps(files).encode()).decode()
-    output = run_in_etcd_pod(f"FILES = {encoded!r}\n{PROBE}", hook_image)
+    # From the pod's own address, as a peer connects: etcd also checks a peer client certificate's names
+    # against the remote address (reverse lookup of the pod IP: <pod>.<headless Service>), which 127.0.0.1
+    # would fail whatever the certificate.
+    host = kubectl("-n", NAMESPACE, "get", "pod", f"{RELEASE}-etcd-0", "-o", "jsonpath={.status.podIP}")
+    output = run_in_etcd_pod(f"FILES = {encoded!r}\nHOST = {host!r}\n{PROBE}", hook_image)
     results = json.loads(output.strip().splitlines()[-1])
     # The members' own certificate gets the member list: the port is reachable, TLS works.
     assert results["peer"].get("status") == 200, results
