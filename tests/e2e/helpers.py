@@ -276,3 +276,15 @@ def coredns_runs(check: Callable[[str], bool]) -> Callable[[], bool]:
         return check(text) and runs_it and rolled and converged()
 
     return done
+
+
+def set_corefile(text: str) -> None:
+    """Replace the cluster's Corefile as an administrator would (kubectl replace)."""
+    cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
+    cm["data"]["Corefile"] = text
+    kubectl("replace", "-f", "-", stdin=json.dumps(cm))
+
+
+def revision() -> int:
+    """The release's current Helm revision."""
+    return int(json.loads(helm("status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)["version"])

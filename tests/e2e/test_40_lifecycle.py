@@ -27,6 +27,7 @@ from .helpers import (
     kubectl,
     kubectl_json,
     resolves_to,
+    revision,
     wait_for,
 )
 
@@ -120,10 +121,6 @@ def test_kubeadm_addon_phase_with_one_replica(ingress_name, resolver, service_pr
         assert crash_looping_coredns_pods() == []
     finally:
         coredns_scale(2)
-
-
-def revision() -> int:
-    return int(json.loads(helm("status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)["version"])
 
 
 def coredns_serves(fragment: str) -> Callable[[], bool]:

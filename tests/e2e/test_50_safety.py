@@ -24,18 +24,10 @@ from .helpers import (
     kubectl,
     kubectl_json,
     resolves_to,
+    revision,
+    set_corefile,
     wait_for,
 )
-
-
-def revision() -> int:
-    return int(json.loads(helm("status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)["version"])
-
-
-def set_corefile(text: str) -> None:
-    cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
-    cm["data"]["Corefile"] = text
-    kubectl("replace", "-f", "-", stdin=json.dumps(cm))
 
 
 def secret_data(namespace: str, name: str) -> dict[str, str]:

@@ -28,6 +28,7 @@ from .helpers import (
     NAMESPACE,
     RELEASE,
     ZONE,
+    converged,
     current_corefile,
     diagnostics,
     etcdctl,
@@ -35,6 +36,7 @@ from .helpers import (
     kubectl,
     kubectl_json,
     resolves_to,
+    set_corefile,
     wait_for,
 )
 
@@ -99,17 +101,6 @@ def scale(kind: str, name: str, replicas: int) -> None:
         component = "controller" if name == CONTROLLER else "external-dns"
         selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}"
         kubectl("-n", NAMESPACE, "wait", "--for=delete", "pod", "-l", selector, "--timeout=120s", check=False)
-
-
-def set_corefile(text: str) -> None:
-    cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
-    cm["data"]["Corefile"] = text
-    kubectl("replace", "-f", "-", stdin=json.dumps(cm))
-
-
-def controller_converged() -> bool:
-    cm = kubectl_json("-n", NAMESPACE, "get", "configmap", f"{CONTROLLER}-status")
-    return json.loads((cm.get("data") or {}).get("status.json", "{}")).get("phase") == "Converged"
 
 
 @pytest.fixture
@@ -226,7 +217,7 @@ def test_managed_block_removed_from_the_corefile(published, healthy_again, servi
     finally:
         set_corefile(saved)
         scale("deployment", CONTROLLER, 1)
-    wait_for(controller_converged, 120, "controller converged", diagnostics)
+    wait_for(converged, 120, "controller converged", diagnostics)
     assert service_probe.failures_since(start) == []
 
 
@@ -260,7 +251,7 @@ def test_certificate_mount_removed(published, healthy_again, service_probe):
     after = kubectl_json("-n", "kube-system", "get", "deployment", "coredns")["spec"]["template"]
     assert after == deploy["spec"]["template"], "the CoreDNS pod template was not put back exactly"
     kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s")
-    wait_for(controller_converged, 120, "controller converged", diagnostics)
+    wait_for(converged, 120, "controller converged", diagnostics)
     assert service_probe.failures_since(start) == []
 
 
@@ -324,5 +315,5 @@ def test_image_that_does_not_exist(published, healthy_again, service_probe):
         selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=external-dns"
         kubectl("-n", NAMESPACE, "delete", "pod", "-l", selector, "--wait=false")
         kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{EXTERNAL_DNS}", "--timeout=180s")
-    wait_for(controller_converged, 120, "controller converged", diagnostics)
+    wait_for(converged, 120, "controller converged", diagnostics)
     assert service_probe.failures_since(start) == []

@@ -14,6 +14,7 @@ from .helpers import (
     kubectl,
     kubectl_json,
     resolves_to,
+    set_corefile,
     wait_for,
 )
 
@@ -28,12 +29,6 @@ def k2s_dns_objects() -> list[str]:
     leftovers = [line for line in (found + cluster).splitlines() if line]
     leftovers += [s for s in secrets.splitlines() if s in ("secret/etcd-client-for-core-dns", "secret/etcd-ca")]
     return leftovers
-
-
-def set_corefile(text: str) -> None:
-    cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
-    cm["data"]["Corefile"] = text
-    kubectl("replace", "-f", "-", stdin=json.dumps(cm))
 
 
 def controller_converged_after_edit(edit: str) -> bool:

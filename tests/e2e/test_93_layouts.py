@@ -17,9 +17,9 @@ from .helpers import (
     diagnostics,
     helm,
     kubectl,
-    kubectl_json,
     resolves_to,
     restart_coredns_pods,
+    set_corefile,
     wait_for,
 )
 
@@ -55,10 +55,8 @@ cluster.local:53 {
 """
 
 
-def set_corefile(text: str) -> None:
-    cm = kubectl_json("-n", "kube-system", "get", "configmap", "coredns")
-    cm["data"]["Corefile"] = text
-    kubectl("replace", "-f", "-", stdin=json.dumps(cm))
+def set_corefile_and_restart(text: str) -> None:
+    set_corefile(text)
     restart_coredns_pods()
 
 
@@ -66,7 +64,7 @@ def test_zone_specific_server_block_with_a_trailing_comment(release, resolver, s
     start = time.time()
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
     original = current_corefile()
-    set_corefile(LAYOUT)
+    set_corefile_and_restart(LAYOUT)
     namespace = "e2e-layout"
     try:
         wait_for(lambda: kubernetes_ip in resolver.query("kubernetes.default.svc.cluster.local").records, 60, "layout")
@@ -97,6 +95,6 @@ def test_zone_specific_server_block_with_a_trailing_comment(release, resolver, s
         kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
         if installed():
             helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
-        set_corefile(original)
+        set_corefile_and_restart(original)
     install()
     assert service_probe.failures_since(start) == [], "Service names failed while the Corefile layout changed"
