@@ -122,6 +122,9 @@ def healthy_again(resolver) -> Iterator[list[str]]:
 
 
 def test_healthy_host_exits_zero(published, figure, service_probe):
+    # doctor reports plugin/etcd errors CoreDNS logged in the last 2 minutes; an earlier test's CoreDNS
+    # restart (a terminating pod's etcd client closing) is such an error until it ages out of that window.
+    wait_for(lambda: doctor(published)[0] == 0, 180, "doctor healthy once earlier restarts aged out", interval=5)
     runs = []
     for _ in range(3):
         code, report, seconds = doctor(published)
