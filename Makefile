@@ -45,17 +45,23 @@ bin/kubectl: versions.env
 bin/actionlint: versions.env
 	tools/install.sh actionlint
 
+bin/ct: versions.env
+	tools/install.sh ct
+
+bin/helm4: versions.env
+	tools/install.sh helm4
+
 .PHONY: tools
-tools: ## Pinned helm, kind, kubectl and actionlint into ./bin (built from Go modules)
-	tools/install.sh helm kind kubectl actionlint
+tools: ## Pinned helm, kind, kubectl, actionlint, ct (chart-testing) and helm4 into ./bin (built from Go modules)
+	tools/install.sh helm kind kubectl actionlint ct helm4
 
 .PHONY: lint
-lint: $(VENV) bin/helm bin/actionlint ## ruff, helm lint --strict, yamllint (ct lint's checks), actionlint, README values table up to date
+lint: $(VENV) bin/helm bin/ct bin/actionlint ## ruff, ct lint (yamale, yamllint, helm lint --strict per ci/*-values.yaml), helm lint of cluster mode, actionlint, README values table up to date
 	ruff check src tests tools $(wildcard bench)
 	ruff format --check src tests tools $(wildcard bench)
-	helm lint --strict charts/k2s-dns
+	ct lint --config ct.yaml --charts charts/k2s-dns
 	helm lint --strict charts/k2s-dns --set etcd.mode=cluster
-	yamllint -c .yamllint charts/k2s-dns/Chart.yaml charts/k2s-dns/values.yaml ct.yaml
+	yamllint -c .yamllint ct.yaml
 	$(PY) tools/values_table.py --check README.md
 	actionlint
 
@@ -67,16 +73,20 @@ docs: $(VENV) ## Regenerate README's values table from values.yaml
 test: lint ## Unit tier: chart rendering, schema, Corefile patcher (no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: ct-install
+ct-install: bin/ct bin/helm bin/kubectl ## ct install on KUBECONFIG (images preloaded): install, helm test, uninstall per charts/k2s-dns/ci/*-values.yaml
+	@context=$$(kubectl config current-context) && echo "ct install against kubectl context $$context"
+	ct install --config ct.yaml --charts charts/k2s-dns
+
 .PHONY: images
 images: $(VENV) ## Build (air-gapped) or pull every image the cluster and the chart need
 ifeq ($(IMAGE_SOURCE),build)
-	images/engine/docker.sh up
-	images/node/build.sh
-	images/external-dns/build.sh
-	images/hook/build.sh
+	images/all.sh
 else
 	docker pull registry.k8s.io/external-dns/external-dns:$(EXTERNAL_DNS_VERSION)
 	docker pull registry.k8s.io/etcd:$(ETCD_IMAGE_TAG)
+	docker pull docker.io/cloudnativelabs/kube-router:$(KUBE_ROUTER_VERSION)
+	docker pull docker.io/rancher/local-path-provisioner:$(LOCAL_PATH_PROVISIONER_VERSION)
 	docker build -f images/hook/Dockerfile -t $$($(PY) tools/chart_image.py coredns.patch.image) .
 endif
 
@@ -105,7 +115,7 @@ cluster-down: ## Delete the kind cluster and stop the container engine this proj
 	tests/cluster/down.sh $(CLUSTER_NAME)
 
 .PHONY: e2e
-e2e: $(VENV) bin/helm bin/kubectl bin/kind ## End-to-end suite on kind (or on KUBECONFIG if set)
+e2e: $(VENV) bin/helm bin/helm4 bin/ct bin/kubectl bin/kind ## End-to-end suite on kind (or on KUBECONFIG if set)
 	tests/cluster/e2e.sh $(CLUSTER_NAME) $(PYTEST_ARGS)
 
 .PHONY: bench

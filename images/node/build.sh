@@ -3,10 +3,14 @@
 # laid out like kind's base image (kind's own node files, read from the pinned
 # sigs.k8s.io/kind module), Debian's containerd/runc/CNI plugins, Kubernetes
 # binaries built from source, and every image kubeadm deploys preloaded.
-# Single-node clusters: pod networking is a static bridge CNI config, so kind
-# must run with networking.disableDefaultCNI (images/../tests/kind-config.yaml).
+# No CNI config is baked in: kind runs with networking.disableDefaultCNI
+# (tests/cluster/kind-config.yaml) and tests/cluster/up.sh installs kube-router,
+# which writes each node's config with that node's pod CIDR (a static config
+# would hand out the same addresses on every node). NODE_IMAGE_REVISION in
+# versions.env names builds whose content changed at the same Kubernetes version,
+# so a machine with an older image cached builds the new one.
 . "$(dirname "$0")/../lib/common.sh"
-ref="kindest/node:$KUBERNETES_VERSION"
+ref="kindest/node:$KUBERNETES_VERSION-k2s$NODE_IMAGE_REVISION"
 if docker image inspect "$ref" >/dev/null 2>&1 && [[ -z ${REBUILD:-} ]]; then log "$ref present"; exit 0; fi
 
 kind_src=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
@@ -51,7 +55,6 @@ for bin in kubeadm kubelet kubectl; do install -m 0755 "$CACHE/bin/$bin-$KUBERNE
 echo "$KUBERNETES_VERSION" >"$root/kind/version"
 mkdir -p "$root/opt/cni" "$root/etc/cni/net.d"
 ln -sfn /usr/lib/cni "$root/opt/cni/bin"
-install -m 0644 "$IMAGES_DIR/node/10-bridge.conflist" "$root/etc/cni/net.d/"
 install -m 0644 "$IMAGES_DIR/node/default-storage.yaml" "$root/kind/manifests/"
 # The same service trimming kind's base image does.
 find "$root/lib/systemd/system/sysinit.target.wants/" -name systemd-tmpfiles-setup.service -delete

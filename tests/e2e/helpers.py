@@ -37,7 +37,7 @@ def kubectl_json(*args: str) -> Any:
     return json.loads(kubectl(*args, "-o", "json"))
 
 
-def etcdctl(*args: str, as_root: bool = True, check: bool = True) -> str:
+def etcdctl(*args: str, as_root: bool = True, check: bool = True, pod: str = f"{RELEASE}-etcd-0") -> str:
     """etcdctl inside the bundled etcd pod over TLS with the server certificate, as etcd's root user when
     authentication is on (as_root=False: as the certificate's CN, which is no etcd user)."""
     tls = ["--cacert=/etc/etcd/tls/ca.crt", "--cert=/etc/etcd/tls/tls.crt", "--key=/etc/etcd/tls/tls.key"]
@@ -49,7 +49,7 @@ def etcdctl(*args: str, as_root: bool = True, check: bool = True) -> str:
         )
         if encoded:
             user = [f"--user=root:{base64.b64decode(encoded).decode()}"]
-    exec_etcdctl = ["-n", NAMESPACE, "exec", f"{RELEASE}-etcd-0", "-c", "etcd", "--", "etcdctl"]
+    exec_etcdctl = ["-n", NAMESPACE, "exec", pod, "-c", "etcd", "--", "etcdctl"]
     return kubectl(*exec_etcdctl, "--endpoints=https://127.0.0.1:2379", *tls, *user, *args, check=check)
 
 
@@ -288,3 +288,27 @@ def set_corefile(text: str) -> None:
 def revision() -> int:
     """The release's current Helm revision."""
     return int(json.loads(helm("status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)["version"])
+
+
+class Watch:
+    """Resolves one name every 0.1 s like glibc's stub resolver does by default (timeout 5 s,
+    two attempts); keeps the lookups that still failed, and the slowest successful one."""
+
+    def __init__(self, resolver, name: str, expected: set[str]):
+        self.resolver, self.name, self.expected = resolver, name, expected
+        self.total, self.failures, self.slowest = 0, [], 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.is_set():
+            self.total += 1
+            began = time.monotonic()
+            first = self.resolver.query(self.name, timeout=5.0)
+            if set(first.records) != self.expected:
+                second = self.resolver.query(self.name, timeout=5.0)
+                if set(second.records) != self.expected:
+                    self.failures.append(f"{time.strftime('%H:%M:%S')} {first} / {second}")
+                    continue
+            self.slowest = max(self.slowest, time.monotonic() - began)
+            time.sleep(0.1)

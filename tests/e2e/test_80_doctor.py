@@ -259,9 +259,9 @@ def test_certificate_mount_removed(published, healthy_again, service_probe):
 
 
 def test_network_policy_blocks_coredns_from_etcd(published, healthy_again, service_probe):
-    """An egress policy on the CoreDNS pods that allows DNS and the API server only. doctor reads the declared
-    policies, so it names the hop even where the CNI does not enforce NetworkPolicy (the test cluster's
-    static bridge does not)."""
+    """An egress policy on the CoreDNS pods that allows DNS and the API server only (kube-router enforces it
+    in the test cluster). doctor reads the declared policies, so it names the hop the same way on clusters
+    whose CNI enforces no NetworkPolicy."""
     start = time.time()
     healthy_again.append(published)
     name = "k2s-dns-e2e-no-etcd"

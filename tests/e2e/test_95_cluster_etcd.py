@@ -10,7 +10,6 @@ import base64
 import datetime as dt
 import json
 import subprocess
-import threading
 import time
 import uuid
 
@@ -21,7 +20,7 @@ from k2s_dns import certs
 from tests.conftest import CHART
 
 from .conftest import coredns_state, install, installed
-from .helpers import NAMESPACE, RELEASE, diagnostics, helm, kubectl, kubectl_json, resolves_to, wait_for
+from .helpers import NAMESPACE, RELEASE, Watch, diagnostics, helm, kubectl, kubectl_json, resolves_to, wait_for
 
 CLUSTER_MODE = [
     "--set",
@@ -72,30 +71,6 @@ def secrets_holding_the_ca_key(ca_pem: bytes) -> list[str]:
             if private.public_key().public_numbers() == ca_public:
                 found.append(f"{secret['metadata']['namespace']}/{secret['metadata']['name']}:{key}")
     return found
-
-
-class Watch:
-    """Resolves one name every 0.1 s like glibc's stub resolver does by default (timeout 5 s,
-    two attempts); keeps the lookups that still failed, and the slowest successful one."""
-
-    def __init__(self, resolver, name: str, expected: set[str]):
-        self.resolver, self.name, self.expected = resolver, name, expected
-        self.total, self.failures, self.slowest = 0, [], 0.0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while not self.stop.is_set():
-            self.total += 1
-            began = time.monotonic()
-            first = self.resolver.query(self.name, timeout=5.0)
-            if set(first.records) != self.expected:
-                second = self.resolver.query(self.name, timeout=5.0)
-                if set(second.records) != self.expected:
-                    self.failures.append(f"{time.strftime('%H:%M:%S')} {first} / {second}")
-                    continue
-            self.slowest = max(self.slowest, time.monotonic() - began)
-            time.sleep(0.1)
 
 
 PSA = "pod-security.kubernetes.io"
@@ -200,6 +175,13 @@ def test_cluster_etcd_mode(coredns_before, resolver, ingresses, service_probe):
     rotation = time.time()
     kubectl("-n", NAMESPACE, "create", "job", "renew-now", f"--from=cronjob/{RELEASE}-etcd-certs-renew")
     kubectl("-n", NAMESPACE, "wait", "--for=condition=Complete", "job/renew-now", "--timeout=180s")
+    # The cluster has a worker (and the control plane takes pods too): the Job still ran where the CA is.
+    ran_on = kubectl(
+        "-n", NAMESPACE, "get", "pods", "-l", "job-name=renew-now", "-o", "jsonpath={.items[*].spec.nodeName}"
+    )
+    workers = kubectl("get", "nodes", "-l", "!node-role.kubernetes.io/control-plane", "-o", "name").split()
+    assert workers, "the e2e cluster should have a worker node"
+    assert ran_on.split() == [control_plane_node()], f"certificate Job ran on {ran_on}, not the control plane"
     kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s")
     kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{RELEASE}-external-dns", "--timeout=180s")
     time.sleep(3)

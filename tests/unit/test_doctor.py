@@ -841,6 +841,35 @@ def test_old_etcd_errors_only_warn():
     )
 
 
+def test_errors_of_a_closing_etcd_client_only_warn():
+    """`reload` (or a shutdown) closes the old etcd client under queries still in flight: not a broken hop."""
+    from .doctor_fakes import ts
+
+    state = healthy()
+    state["logs"][("kube-system", "coredns-7d8f9-fghij")] = (
+        f"{ts(5)} [ERROR] plugin/etcd: rpc error: code = Canceled desc = grpc: the client connection is closing\n"
+    )
+    result = run(state)
+    assert result.ok and result.results[4].status == WARN, result.results[4]
+
+
+def test_errors_before_the_last_reload_only_warn_and_later_ones_fail():
+    from .doctor_fakes import ts
+
+    state = healthy()
+    pod = ("kube-system", "coredns-7d8f9-fghij")
+    before = f"{ts(30)} [ERROR] plugin/etcd: context deadline exceeded\n"
+    reload = f"{ts(20)} [INFO] Reloading complete\n"
+    state["logs"][pod] = before + reload
+    result = run(state)
+    assert result.ok and result.results[4].status == WARN, result.results[4]
+    state["logs"][pod] = before + reload + f"{ts(10)} [ERROR] plugin/etcd: context deadline exceeded\n"
+    assert (
+        failure(state).detail
+        == "CoreDNS pod coredns-7d8f9-fghij fails to read etcd: plugin/etcd: context deadline exceeded"
+    )
+
+
 # ---------------------------------------------------------------------------------------------- hop 6: the answer
 
 

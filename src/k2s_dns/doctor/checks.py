@@ -1135,17 +1135,32 @@ def blocking_policies(
     return [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in selecting]
 
 
+# Errors of an etcd client that is being closed: CoreDNS closes the old server's client when `reload` swaps
+# in a new Corefile (and on shutdown) while queries may still be in flight on it. They say nothing about the
+# client that serves now.
+_CLOSING_CLIENT = ("client connection is closing",)
+
+
 def _etcd_errors(logs: dict, zone: str, now: float) -> tuple[list[dict], list[dict]]:
-    """(recent, older) CoreDNS error lines about etcd or names in the zone."""
+    """(recent, older) CoreDNS error lines about etcd or names in the zone. Errors of a client being closed
+    (a reload, a shutdown) and errors logged before the pod's last completed reload count as older: they
+    belong to a configuration the pod no longer runs."""
     zone_re = re.compile(r"(^|[\s.])" + re.escape(fqdn(zone)) + r"\.?\s")
     recent, older = [], []
     for pod, text in (logs or {}).items():
-        for e in parse_log(text):
+        entries = parse_log(text)
+        reloads = [e["time"] for e in entries if e["time"] is not None and "Reloading complete" in e["line"]]
+        reloaded = max(reloads, default=None)
+        for e in entries:
             if e["level"] not in ("error", "fatal"):
                 continue
             if "plugin/etcd" in e["line"] or ("plugin/errors" in e["line"] and zone_re.search(e["line"] + " ")):
                 item = {**e, "pod": pod}
-                (recent if e["time"] is None or now - e["time"] <= RECENT_SECONDS else older).append(item)
+                stale = any(marker in e["line"] for marker in _CLOSING_CLIENT) or (
+                    reloaded is not None and e["time"] is not None and e["time"] <= reloaded
+                )
+                fresh = e["time"] is None or now - e["time"] <= RECENT_SECONDS
+                (recent if fresh and not stale else older).append(item)
     return recent, older
 
 
