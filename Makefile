@@ -70,7 +70,7 @@ docs: $(VENV) ## Regenerate README's values table from values.yaml
 	$(PY) tools/values_table.py --write README.md
 
 .PHONY: test
-test: lint ## Unit tier: chart rendering, schema, Corefile patcher (no cluster)
+test: lint bin/kubectl ## Unit tier: chart rendering, schema, Corefile patcher (no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: ct-install
@@ -107,7 +107,7 @@ endif
 	ls -l dist/k2s-dns-$(CHART_VERSION).tgz dist/k2s-dns-hook-$(CHART_VERSION).tar
 
 .PHONY: cluster
-cluster: $(VENV) bin/kind bin/kubectl images ## Start the kind test cluster and load the chart images
+cluster: $(VENV) bin/kind bin/kubectl images ## Start the two-node kind test cluster (kube-router, local-path storage) and load the chart images
 	tests/cluster/up.sh $(CLUSTER_NAME)
 
 .PHONY: cluster-down

@@ -31,6 +31,21 @@ CLIENT_NAMESPACE = "k2s-dns-e2e"
 HOOK_IMAGE = os.environ.get("E2E_HOOK_IMAGE", "")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Long waits report progress live (helpers.progress), past pytest's output capture."""
+    from . import helpers
+
+    def live(message: str) -> None:
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        capture = config.pluginmanager.getplugin("capturemanager")
+        if reporter is None or capture is None:
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"  [{time.strftime('%H:%M:%S')}] {message}")
+
+    helpers.progress = live
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.e2e)

@@ -95,17 +95,31 @@ class Resolver:
         return Answer(dns.rcode.to_text(response.rcode()), records)
 
 
+PROGRESS_EVERY = 30.0
+
+
+def progress(message: str) -> None:
+    """A line on the terminal while a test runs (conftest replaces this with one that bypasses capture)."""
+
+
 def wait_for(
     check: Callable[[], Any], timeout: float, what: str, context: Callable[[], str] | None = None, interval: float = 0.2
 ) -> Any:
-    """Poll check() until it returns something truthy; fail with what was expected and what was seen."""
-    deadline = time.monotonic() + timeout
+    """Poll check() until it returns something truthy; fail with what was expected and what was seen. A wait
+    longer than PROGRESS_EVERY seconds says, on the terminal, what it waits for and how long it may still take."""
+    began = time.monotonic()
+    deadline = began + timeout
     last: Any = None
+    told = began
     while time.monotonic() < deadline:
         last = check()
         if last:
             return last
         time.sleep(interval)
+        now = time.monotonic()
+        if now - told >= PROGRESS_EVERY:
+            told = now
+            progress(f"still waiting for {what}: {now - began:.0f}s of at most {timeout:.0f}s")
     detail = context() if context else ""
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last result: {last!r}\n{detail}")
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+
+from tests.conftest import CHART
 
 from .conftest import coredns_state, install
 from .helpers import (
@@ -76,3 +80,43 @@ def test_uninstall_restores_coredns_and_reinstall_works(release, coredns_before,
         )
     finally:
         kubectl("delete", "namespace", "e2e-reinstall", "--wait=true")
+
+
+def test_uninstall_of_a_release_whose_image_never_arrived(release, coredns_before, service_probe):
+    """The chart's image cannot be pulled (a registry that refuses, on the node's loopback): the controller
+    never runs, so CoreDNS is never touched, and the pre-delete Job cannot run either. Helm waits for that
+    Job until --timeout and leaves the release `uninstalling`; doctor names the release hop, sees that CoreDNS
+    carries nothing of the release and gives `--no-hooks` as the fix, which then leaves nothing behind."""
+    from .test_80_doctor import doctor, failed_hop
+
+    helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
+    start = time.time()
+    bad = ["--set", "coredns.patch.image.registry=127.0.0.1:9", "--set", "coredns.patch.image.tag=does-not-exist"]
+    helm("install", RELEASE, str(CHART), "-n", NAMESPACE, *bad)
+    try:
+        stuck = helm("uninstall", RELEASE, "-n", NAMESPACE, "--timeout", "20s", check=False)
+        assert stuck.returncode != 0, "the pre-delete Job ran although its image does not exist"
+        code, report, _ = doctor(None)
+        failed = failed_hop(report)
+        assert code == 1 and report["failed"] == "release", report
+        assert "nothing to restore" in failed["detail"], failed
+        assert failed["fix"].startswith(f"helm uninstall {RELEASE} -n {NAMESPACE} --no-hooks; kubectl delete "), failed
+        # The fix, as a user pastes it.
+        subprocess.run(["bash", "-ec", failed["fix"]], check=True, capture_output=True, text=True)
+        after = coredns_state()
+        assert after["Corefile"] == coredns_before["Corefile"]
+        assert json.dumps(after["spec"], sort_keys=True) == json.dumps(coredns_before["spec"], sort_keys=True)
+        wait_for(lambda: k2s_dns_objects() == [], 120, "no k2s-dns object left", lambda: "\n".join(k2s_dns_objects()))
+    finally:
+        if helm("status", RELEASE, "-n", NAMESPACE, check=False).returncode == 0:
+            helm("uninstall", RELEASE, "-n", NAMESPACE, "--no-hooks", "--wait")
+        kubectl(
+            "delete",
+            "jobs,serviceaccounts,roles,rolebindings",
+            "-A",
+            "-l",
+            f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/part-of=k2s-dns",
+            "--ignore-not-found",
+        )
+        install()
+    assert service_probe.failures_since(start) == []

@@ -165,7 +165,7 @@ def test_no_peer_table_without_peer_results():
 
 
 def test_plots_include_the_peer(tmp_path):
-    pytest.importorskip("matplotlib")
+    # matplotlib comes with the venv (.[bench]); without it the plots would silently be missing.
     report.plots(sample_results(peer=PEER), tmp_path)
     assert (tmp_path / "latency-cdf.png").stat().st_size > 0
 

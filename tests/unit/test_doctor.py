@@ -119,6 +119,42 @@ def test_release_stuck_uninstalling():
     assert "kubectl -n k2s-dns get jobs,pods -l app.kubernetes.io/instance=k2s-dns" in r.fix
 
 
+def test_release_stuck_uninstalling_with_nothing_to_restore():
+    """The hook image was never pulled: no controller or hook ever ran, CoreDNS is as kubeadm made it, so the
+    way out is to skip the hook, which has nothing to do."""
+    from k2s_dns.deployment import remove_etcd_client
+
+    from .doctor_fakes import KUBEADM_COREFILE, helm_secret
+
+    state = healthy()
+    state["helm"].append(helm_secret("uninstalling", 2))
+    state["configmaps"][("kube-system", "coredns")]["data"]["Corefile"] = KUBEADM_COREFILE
+    untouched = remove_etcd_client(state["deployments"][("kube-system", "coredns")])
+    state["deployments"][("kube-system", "coredns")] = untouched
+    r = failure(state)
+    assert r.hop == "release" and "nothing to restore" in r.detail
+    assert r.fix == (
+        "helm uninstall k2s-dns -n k2s-dns --no-hooks; kubectl delete jobs,serviceaccounts,roles,rolebindings -A "
+        "-l app.kubernetes.io/instance=k2s-dns,app.kubernetes.io/part-of=k2s-dns"
+    )
+
+
+def test_coredns_untouched_only_when_nothing_of_the_release_is_there():
+    from k2s_dns.deployment import remove_etcd_client
+
+    from .doctor_fakes import KUBEADM_COREFILE
+
+    patched_deploy = healthy()["deployments"][("kube-system", "coredns")]
+    plain_deploy = remove_etcd_client(patched_deploy)
+    assert checks.coredns_untouched({"corefile": KUBEADM_COREFILE, "deployment": plain_deploy})
+    assert not checks.coredns_untouched({"corefile": KUBEADM_COREFILE, "deployment": patched_deploy})
+    marked = KUBEADM_COREFILE.replace("ready\n", "ready # k2s-dns: added\n", 1)
+    assert marked != KUBEADM_COREFILE
+    assert not checks.coredns_untouched({"corefile": marked, "deployment": plain_deploy})
+    assert not checks.coredns_untouched(None)
+    assert not checks.coredns_untouched({"corefile": None, "deployment": plain_deploy})
+
+
 def test_release_objects_missing():
     state = healthy()
     del state["deployments"][("k2s-dns", "k2s-dns-external-dns")]

@@ -38,10 +38,10 @@ def example() -> tuple[str, dict]:
 def created(example, tmp_path_factory) -> tuple[dict[tuple[str, str], dict], Path]:
     """Run the script with `kubectl create` in client dry-run mode; the Secrets it would create."""
     if not shutil.which("openssl"):
-        pytest.skip("openssl not installed")
+        pytest.fail("openssl not installed: apt-get install openssl")
     kubectl = REPO / "bin" / "kubectl"
     if not kubectl.exists():
-        pytest.skip("kubectl not in ./bin (make tools)")
+        pytest.fail("kubectl not in ./bin: run `make tools` (make test builds it)")
     work = tmp_path_factory.mktemp("gitops")
     out = work / "secrets.yaml"
     stub = f'kubectl() {{ {kubectl} "$@" --dry-run=client -o yaml >> {out}; echo --- >> {out}; }}\n'

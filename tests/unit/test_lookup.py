@@ -293,7 +293,7 @@ def test_notes_without_patch_print_a_block_that_works_with_tls(helm, tmp_path, c
     assert shell_commands(parts[3]) == "kubectl -n kube-system rollout restart deployment coredns"
     kubectl = str(Path(helm_bin).parent / "kubectl")
     if not Path(kubectl).exists():
-        pytest.skip("kubectl not in ./bin (make tools)")
+        pytest.fail("kubectl not in ./bin: run `make tools` (make test builds it)")
     coredns_deployment.update(apiVersion="apps/v1", kind="Deployment")
     patched = run_commands(notes, coredns_deployment, tmp_path, kubectl)["spec"]["template"]["spec"]
     # What the tls line names is mounted, and CoreDNS can resolve the bundled etcd's Service name.

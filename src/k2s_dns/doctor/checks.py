@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .. import corefile
-from ..deployment import CA_DIR, CA_VOLUME, CERT_DIR, CLIENT_VOLUME
+from ..deployment import CA_DIR, CA_VOLUME, CERT_DIR, CLIENT_VOLUME, remove_etcd_client, same_spec
 from ..desired import Desired, DesiredError
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
@@ -365,6 +365,14 @@ def mode_of(desired_cm: dict | None, etcd_statefulset: dict | None) -> str:
 # ---------------------------------------------------------------------------------------------- hop 1
 
 
+def coredns_untouched(coredns: dict | None) -> bool:
+    """CoreDNS's Corefile and Deployment carry nothing k2s-dns adds (False when they could not be read)."""
+    if not coredns or coredns.get("corefile") is None or coredns.get("deployment") is None:
+        return False
+    deploy = coredns["deployment"]
+    return not corefile.is_patched(coredns["corefile"]) and same_spec(remove_etcd_client(deploy), deploy)
+
+
 def check_release(names: Names, facts: dict) -> Result:
     """The chart's objects exist, images pull, etcd and controller pods run, the controller's phase.
 
@@ -390,6 +398,20 @@ def check_release(names: Names, facts: dict) -> Result:
         return Result(hop, FAIL, f"the release's desired state is unreadable: {err}", names.helm_upgrade())
     mode = mode_of(cm, facts.get("etcd"))
     if helm.get("status") == "uninstalling":
+        if coredns_untouched(facts.get("coredns")):
+            # The pre-delete Job restores CoreDNS; with nothing of the release in CoreDNS (typically: the image
+            # was never pulled, so neither the controller nor a hook ever ran) there is nothing to restore, and
+            # skipping the hook loses nothing.
+            return Result(
+                hop,
+                FAIL,
+                f"release {names.release} is stuck uninstalling: its pre-delete hook Job has not finished, and "
+                "CoreDNS carries nothing of the release (no etcd block, no mounts): nothing to restore",
+                f"helm uninstall {names.release} -n {names.namespace} --no-hooks; "
+                # The pre-delete hook's own objects (Job, ServiceAccount, Roles) are not Helm's to delete any more.
+                "kubectl delete jobs,serviceaccounts,roles,rolebindings -A "
+                f"-l app.kubernetes.io/instance={names.release},app.kubernetes.io/part-of=k2s-dns",
+            )
         return Result(
             hop,
             FAIL,

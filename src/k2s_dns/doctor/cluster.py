@@ -232,7 +232,7 @@ def helm_release(kube, names: Names) -> dict | None:
 
 
 def gather_release(kube, names: Names) -> dict:
-    return {
+    facts = {
         "helm": helm_release(kube, names),
         "desired_cm": kube.configmap(names.namespace, names.desired),
         "external_dns": kube.deployment(names.namespace, names.external_dns),
@@ -241,6 +241,18 @@ def gather_release(kube, names: Names) -> dict:
         "status_cm": kube.configmap(names.namespace, names.status),
         "pods": kube.pods(names.namespace, f"app.kubernetes.io/instance={names.release}"),
     }
+    # A stuck uninstall: whether CoreDNS still carries anything of the release decides the way out.
+    if (facts["helm"] or {}).get("status") == "uninstalling" and facts["desired_cm"] is not None:
+        try:
+            desired = checks.desired_of((facts["desired_cm"].get("data") or {}).get("desired.json"))
+            cm = kube.configmap(desired.namespace, desired.configmap)
+            facts["coredns"] = {
+                "corefile": ((cm or {}).get("data") or {}).get("Corefile"),
+                "deployment": kube.deployment(desired.namespace, desired.deployment),
+            }
+        except (checks.DesiredError, KubeError):
+            pass  # unknown: the check then gives the general advice
+    return facts
 
 
 def gather_source(kube, host: str, zone: str, settings: dict) -> dict:
