@@ -5,7 +5,7 @@
 # minutes, so the estimate tells a waiting person whether the machine is stuck.
 #   images/all.sh            all steps
 . "$(dirname "$0")/lib/common.sh"
-steps=(node external-dns hook kube-router local-path)
+steps=(node external-dns hook kube-router local-path workstation)
 timings="$CACHE/timings"; mkdir -p "$timings"
 total=${#steps[@]} i=0 start=$SECONDS
 "$IMAGES_DIR/engine/docker.sh" up >&2
