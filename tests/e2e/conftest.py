@@ -24,6 +24,7 @@ from .helpers import (
     helm,
     kubectl,
     kubectl_json,
+    sleeper_pod,
     wait_for,
 )
 
@@ -136,28 +137,7 @@ def hook_image() -> str:
 def client_pod(hook_image: str) -> Iterator[str]:
     """A pod whose resolver is the cluster's (glibc, search path from its resolv.conf)."""
     kubectl("create", "namespace", CLIENT_NAMESPACE)
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "client", "namespace": CLIENT_NAMESPACE},
-        "spec": {
-            "terminationGracePeriodSeconds": 0,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [
-                {
-                    "name": "client",
-                    "image": hook_image,
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": ["sleep", "infinity"],
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
-    }
+    pod = sleeper_pod("client", CLIENT_NAMESPACE, hook_image)
     kubectl("apply", "-f", "-", stdin=json.dumps(pod))
     kubectl("-n", CLIENT_NAMESPACE, "wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
     yield "client"

@@ -326,3 +326,33 @@ class Watch:
                     continue
             self.slowest = max(self.slowest, time.monotonic() - began)
             time.sleep(0.1)
+
+
+def sleeper_pod(name: str, namespace: str, image: str, labels: dict | None = None, node: str | None = None) -> dict:
+    """A pod that only sleeps (the chart's image: Python, the doctor's DNS client, glibc's resolver),
+    restricted Pod Security, to run probes in with `kubectl exec`; pinned to `node` when given."""
+    spec: dict = {
+        "terminationGracePeriodSeconds": 0,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {
+                "name": "probe",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sleep", "infinity"],
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+    }
+    if node:
+        spec["nodeName"] = node
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "spec": spec,
+    }

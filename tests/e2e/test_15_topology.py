@@ -11,7 +11,17 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .helpers import NAMESPACE, RELEASE, converged, diagnostics, kubectl, kubectl_json, resolves_to, wait_for
+from .helpers import (
+    NAMESPACE,
+    RELEASE,
+    converged,
+    diagnostics,
+    kubectl,
+    kubectl_json,
+    resolves_to,
+    sleeper_pod,
+    wait_for,
+)
 
 PROBE_LABEL = "k2s-dns-e2e/probe"
 # A probe that answers at once with what happened: "connected", or the error's class and text.
@@ -73,33 +83,7 @@ class Probes:
         placed = {}
         for index, node in enumerate(nodes()):
             pod = f"{name}-{index}"
-            spec = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": pod, "namespace": self.namespace, "labels": labels or {}},
-                "spec": {
-                    "nodeName": node,
-                    "terminationGracePeriodSeconds": 0,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [
-                        {
-                            "name": "probe",
-                            "image": self.image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": ["sleep", "infinity"],
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                        }
-                    ],
-                },
-            }
+            spec = sleeper_pod(pod, self.namespace, self.image, labels, node)
             kubectl("apply", "-f", "-", stdin=json.dumps(spec))
             placed[node] = pod
         for pod in placed.values():
