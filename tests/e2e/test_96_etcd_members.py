@@ -129,10 +129,16 @@ def test_three_members_with_persistence(coredns_before, resolver, ingresses, ser
 
         helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
         assert coredns_state()["Corefile"] == coredns_before["Corefile"]
+        # persistence.whenDeleted=Delete: the StatefulSet controller deletes the claims with the StatefulSet.
+        wait_for(
+            lambda: not kubectl("-n", NAMESPACE, "get", "pvc", "-l", "app.kubernetes.io/component=etcd", "-o", "name"),
+            120,
+            "the data volumes deleted with the release",
+        )
     finally:
         if installed():
             helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait")
-        # The claims outlive the StatefulSet (its volumeClaimTemplates); a later install starts empty.
+        # Whatever happened above, a later install starts empty.
         kubectl(
             "-n",
             NAMESPACE,

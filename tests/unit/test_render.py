@@ -511,6 +511,15 @@ def test_three_members_form_one_cluster(render):
     members = initial.split("=", 1)[1].split(",")
     assert [m.split("=")[0] for m in members] == ["k2s-dns-etcd-0", "k2s-dns-etcd-1", "k2s-dns-etcd-2"]
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
+    # Uninstall takes the volumes along (a reinstall must not meet the old release's etcd users).
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Delete", "whenScaled": "Retain"}
+
+
+def test_data_volumes_kept_on_request_and_no_policy_without_persistence(render):
+    kept = {"etcd": {"bundled": {"persistence": {"enabled": True, "whenDeleted": "Retain"}}}}
+    sts = find(render(kept), "StatefulSet")
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    assert "persistentVolumeClaimRetentionPolicy" not in find(render({}), "StatefulSet")["spec"]
 
 
 def test_external_etcd_uses_the_given_urls_and_secrets(render):
