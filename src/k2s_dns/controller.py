@@ -209,6 +209,8 @@ class Controller:
             objects, kube.lease_path(*kube.namespaced(args.lease)), args.identity, args.lease_duration
         )
         self.leader = False
+        # True only while the last election attempt found another replica holding the Lease.
+        self.standby = False
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.watches: dict[WatchTarget, threading.Event] = {}
@@ -217,8 +219,12 @@ class Controller:
 
     def ready(self) -> bool:
         # A standby is ready (it can take over); the leader once CoreDNS has converged, so
-        # `helm install --wait` returns only when names resolve.
-        return not self.leader or self.reconciler.status.phase == "Converged"
+        # `helm install --wait` returns only when names resolve. A replica that has not yet found out
+        # which it is (just started, or the Lease unreadable) is neither: reporting ready then let
+        # `helm install --wait` return before the first reconcile.
+        if self.leader:
+            return self.reconciler.status.phase == "Converged"
+        return self.standby
 
     def run(self) -> None:
         retry_at: float | None = 0.0
@@ -249,9 +255,10 @@ class Controller:
     def _renew(self) -> None:
         try:
             leader = self.elector.acquire_or_renew()
+            self.standby = not leader
         except kube.ApiError as err:
             log(f"lease renewal failed: {err}")
-            leader = False
+            leader = self.standby = False
         if leader != self.leader:
             log("became the leader" if leader else "standby: another replica leads")
             self.wake.set()

@@ -108,6 +108,7 @@ def test_leader_status_is_written_only_when_it_changes(api: FakeApi):
         ]
     )
     ctl = controller.Controller(args, api, Metrics())
+    assert not ctl.ready(), "ready before the first election attempt: helm --wait would return too early"
     ctl._renew()
     assert ctl.leader and not ctl.ready()
     ctl.reconciler.reconcile()
@@ -118,3 +119,32 @@ def test_leader_status_is_written_only_when_it_changes(api: FakeApi):
     assert data["phase"] == "Converged" and data["leader"] == "pod-a"
     assert ctl.ready()
     assert converge.CONVERGED == "converged"
+
+
+def test_standby_is_ready_only_once_it_has_seen_another_leader(api: FakeApi):
+    import datetime as dt
+
+    from k2s_dns import kube
+
+    lease_path = kube.lease_path("k2s-dns", "k2s-dns-controller")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    api.objects[kube.configmap_path("k2s-dns", "k2s-dns-controller-status")] = {"metadata": {"name": "s"}}
+    api.objects[lease_path] = {
+        "metadata": {"name": "l", "resourceVersion": "1"},
+        "spec": {"holderIdentity": "pod-a", "renewTime": now, "leaseDurationSeconds": 15},
+    }
+    args = controller.parser().parse_args(
+        [
+            "--desired=k2s-dns/k2s-dns-coredns-desired",
+            "--status=k2s-dns/k2s-dns-controller-status",
+            "--lease=k2s-dns/k2s-dns-controller",
+            "--identity=pod-b",
+        ]
+    )
+    ctl = controller.Controller(args, api, Metrics())
+    assert not ctl.ready()
+    ctl._renew()
+    assert not ctl.leader and ctl.ready(), "a standby behind a live leader can take over: ready"
+    del api.objects[lease_path]
+    ctl._renew()
+    assert not ctl.leader and not ctl.ready(), "the Lease could not be read: not known to be a standby"
