@@ -92,6 +92,19 @@ def test_probes_report_staleness_and_readiness():
     assert not probes.alive() and not probes.ready()
 
 
+def leased_controller(api: FakeApi, identity: str) -> controller.Controller:
+    """A controller of release k2s-dns/k2s-dns electing itself on its Lease as `identity`."""
+    args = controller.parser().parse_args(
+        [
+            "--desired=k2s-dns/k2s-dns-coredns-desired",
+            "--status=k2s-dns/k2s-dns-controller-status",
+            "--lease=k2s-dns/k2s-dns-controller",
+            f"--identity={identity}",
+        ]
+    )
+    return controller.Controller(args, api, Metrics())
+
+
 def test_leader_status_is_written_only_when_it_changes(api: FakeApi):
     from k2s_dns import kube
 
@@ -99,15 +112,7 @@ def test_leader_status_is_written_only_when_it_changes(api: FakeApi):
     lease_path = kube.lease_path("k2s-dns", "k2s-dns-controller")
     api.objects[status_path] = {"metadata": {"name": "s", "resourceVersion": "1"}}
     api.objects[lease_path] = {"metadata": {"name": "l", "resourceVersion": "1"}, "spec": {}}
-    args = controller.parser().parse_args(
-        [
-            "--desired=k2s-dns/k2s-dns-coredns-desired",
-            "--status=k2s-dns/k2s-dns-controller-status",
-            "--lease=k2s-dns/k2s-dns-controller",
-            "--identity=pod-a",
-        ]
-    )
-    ctl = controller.Controller(args, api, Metrics())
+    ctl = leased_controller(api, "pod-a")
     assert not ctl.ready(), "ready before the first election attempt: helm --wait would return too early"
     ctl._renew()
     assert ctl.leader and not ctl.ready()
@@ -133,15 +138,7 @@ def test_standby_is_ready_only_once_it_has_seen_another_leader(api: FakeApi):
         "metadata": {"name": "l", "resourceVersion": "1"},
         "spec": {"holderIdentity": "pod-a", "renewTime": now, "leaseDurationSeconds": 15},
     }
-    args = controller.parser().parse_args(
-        [
-            "--desired=k2s-dns/k2s-dns-coredns-desired",
-            "--status=k2s-dns/k2s-dns-controller-status",
-            "--lease=k2s-dns/k2s-dns-controller",
-            "--identity=pod-b",
-        ]
-    )
-    ctl = controller.Controller(args, api, Metrics())
+    ctl = leased_controller(api, "pod-b")
     assert not ctl.ready()
     ctl._renew()
     assert not ctl.leader and ctl.ready(), "a standby behind a live leader can take over: ready"
