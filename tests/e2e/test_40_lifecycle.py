@@ -31,6 +31,7 @@ from .helpers import (
     wait_for,
 )
 
+
 def coredns_scale(replicas: int) -> None:
     kubectl("-n", "kube-system", "scale", "deployment/coredns", f"--replicas={replicas}")
     kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s")
