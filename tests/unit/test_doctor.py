@@ -541,6 +541,20 @@ def test_external_dns_crash_looping_shows_its_last_error():
     assert r.fix == "kubectl -n k2s-dns logs k2s-dns-external-dns-6b8f4-q9rtz -c external-dns --previous"
 
 
+def test_external_dns_waiting_for_etcd_in_its_init_container():
+    state = healthy()
+    pod = state["pods"]["k2s-dns"][2]
+    pod["status"]["conditions"][1]["status"] = "False"
+    pod["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "PodInitializing"}}
+    pod["status"]["initContainerStatuses"] = [{"name": "wait-for-etcd", "state": {"running": {}}}]
+    r = failure(state)
+    assert r.detail == (
+        "ExternalDNS: pod k2s-dns-external-dns-6b8f4-q9rtz container wait-for-etcd (an init container) has not "
+        "finished: the pod waits for it"
+    )
+    assert r.fix == "kubectl -n k2s-dns logs k2s-dns-external-dns-6b8f4-q9rtz -c wait-for-etcd   # what it waits for"
+
+
 def test_external_dns_not_ready():
     state = healthy()
     state["deployments"][("k2s-dns", "k2s-dns-external-dns")]["status"]["readyReplicas"] = 0

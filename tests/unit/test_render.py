@@ -190,6 +190,24 @@ def test_external_dns_defaults(render):
     assert env["ETCD_CA_FILE"].endswith("ca.crt")
 
 
+def test_external_dns_waits_for_etcd_with_its_own_endpoints_and_certificate(rendered):
+    """The init container reads exactly what ExternalDNS reads, so "etcd ready" means ready for ExternalDNS."""
+    case, objects = rendered
+    spec = find(objects, "Deployment", "k2s-dns-external-dns")["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    (main,) = spec["containers"]
+    assert init["name"] == "wait-for-etcd" and init["command"] == ["python3", "-m", "k2s_dns.etcd_wait"]
+    assert init["image"].rsplit("/", 1)[-1].startswith("k2s-dns-hook:"), case
+    assert [e for e in init["env"] if e["name"].startswith("ETCD_")] == main["env"], case
+    assert init.get("volumeMounts") == main.get("volumeMounts"), case
+    assert init["resources"]["limits"]["memory"], case
+
+
+def test_waiting_for_etcd_can_be_turned_off(render):
+    spec = find(render({"externalDNS": {"waitForEtcd": {"enabled": False}}}), "Deployment", "k2s-dns-external-dns")
+    assert "initContainers" not in spec["spec"]["template"]["spec"]
+
+
 LIST_WATCH = ["list", "watch"]
 INGRESS_RULE = {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": LIST_WATCH}
 CRD_RULES = [

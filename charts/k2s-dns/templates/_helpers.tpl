@@ -264,6 +264,31 @@ external-dns.alpha.kubernetes.io/ annotations keep working and the service sourc
   "recordTTL" (ternary $e.recordTTL 5 (hasKey $e "recordTTL"))) -}}
 {{- end }}
 
+{{- /* ExternalDNS's coredns-provider settings (its container and its wait-for-etcd init container): the
+endpoints, and with TLS the client certificate and CA files. */}}
+{{- define "k2s-dns.externalDNS.etcdEnv" -}}
+- name: ETCD_URLS
+  {{- if eq (include "k2s-dns.etcd.discover" .) "true" }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "k2s-dns.etcd.endpointsSecret" . }}
+      key: ETCD_URLS
+  {{- else }}
+  value: {{ include "k2s-dns.etcd.endpoints" . | quote }}
+  {{- end }}
+{{- if eq (include "k2s-dns.etcd.useTLS" .) "true" }}
+- name: ETCD_CA_FILE
+  value: /etc/k2s-dns/etcd-ca/ca.crt
+- name: ETCD_CERT_FILE
+  value: /etc/k2s-dns/etcd-client/tls.crt
+- name: ETCD_KEY_FILE
+  value: /etc/k2s-dns/etcd-client/tls.key
+{{- end }}
+{{- end }}
+{{- define "k2s-dns.externalDNS.etcdMounts" -}}
+- {name: etcd-client, mountPath: /etc/k2s-dns/etcd-client, readOnly: true}
+- {name: etcd-ca, mountPath: /etc/k2s-dns/etcd-ca, readOnly: true}
+{{- end }}
 {{- define "k2s-dns.txtOwnerId" -}}{{ .Values.externalDNS.txtOwnerId | default .Release.Name }}{{- end }}
 
 {{- define "k2s-dns.podSecurityContext" -}}

@@ -269,6 +269,14 @@ def pod_problems(pod: dict) -> list[dict]:
                     "message": cond.get("message", ""),
                 }
             )
+    # An init container that still runs holds the pod back; its log says why (ExternalDNS's wait-for-etcd
+    # names every etcd endpoint and what it answered).
+    initializing = [cs for cs in status.get("initContainerStatuses", []) if "running" in (cs.get("state") or {})]
+    if not found and initializing:
+        cs = initializing[0]
+        found.append(
+            {"pod": name, "container": cs.get("name", "?"), "kind": "init", "reason": "running", "message": ""}
+        )
     if not found and not pod_ready(pod):
         waiting = [
             ((cs.get("state") or {}).get("waiting") or {}).get("reason", "")
@@ -289,6 +297,8 @@ def describe_problem(p: dict) -> str:
         return f"{where} is not scheduled: {p['message'] or p['reason']}"
     if p["kind"] == "config":
         return f"{where} cannot start: {p['reason']} {p['message']}".strip()
+    if p["kind"] == "init":
+        return f"{where} (an init container) has not finished: the pod waits for it"
     return f"{where} is not ready ({p['reason']})"
 
 
@@ -335,6 +345,8 @@ def problem_fix(p: dict, names: Names, chart_version: str = "", helm_image: dict
         return image_fix(p["image"], names, chart_version, helm_image)
     if p["kind"] == "crash":
         return f"kubectl -n {ns} logs {p['pod']} -c {p['container']} --previous"
+    if p["kind"] == "init":
+        return f"kubectl -n {ns} logs {p['pod']} -c {p['container']}   # what it waits for"
     return f"kubectl -n {ns} describe pod {p['pod']}"
 
 
