@@ -62,6 +62,13 @@ def test_three_members_with_persistence(coredns_before, resolver, ingresses, ser
         began = time.monotonic()
         install(*MEMBERS)
         figure(f"3 etcd members with persistence: helm install --wait took {time.monotonic() - began:.0f}s")
+        # ExternalDNS exits on its first etcd error: its wait-for-etcd init container holds it back until the
+        # three members have a leader, so it starts once and never crash-loops through the install.
+        pods = kubectl_json("-n", NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/component=external-dns")["items"]
+        restarts = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["restartCount"] for p in pods}
+        waited = kubectl("-n", NAMESPACE, "logs", f"deployment/{RELEASE}-external-dns", "-c", "wait-for-etcd")
+        figure(f"3 etcd members: ExternalDNS restarts {restarts}; wait-for-etcd: {waited.splitlines()[-1]}")
+        assert restarts and set(restarts.values()) == {0}, f"ExternalDNS restarted during the install: {restarts}"
         claims = kubectl_json("-n", NAMESPACE, "get", "pvc")["items"]
         data = [c for c in claims if c["metadata"]["name"].startswith(f"data-{STATEFULSET}-")]
         assert len(data) == 3 and all(c["status"]["phase"] == "Bound" for c in data), [
