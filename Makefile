@@ -16,7 +16,7 @@ IMAGE_SOURCE ?= build
 KEEP_CLUSTER ?=
 PYTEST_ARGS ?=
 BENCH_SCALE ?= full
-# BENCH_ONLY="heal throughput": measure only those sections (propagation throughput heal peer), keep the others
+# BENCH_ONLY="heal throughput": measure only those sections (propagation throughput heal rollback peer), keep the others
 # in bench/results.
 BENCH_ONLY ?=
 

@@ -20,10 +20,10 @@ from bench import measure, peer, report
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "k2s-dns"
 SCALES = {
-    "small": {"samples": 20, "bulk": 100, "dnsperf_seconds": 5, "heal_runs": 10},
-    "full": {"samples": 100, "bulk": 1000, "dnsperf_seconds": 10, "heal_runs": 10},
+    "small": {"samples": 20, "bulk": 100, "dnsperf_seconds": 5, "heal_runs": 10, "rollback_runs": 3},
+    "full": {"samples": 100, "bulk": 1000, "dnsperf_seconds": 10, "heal_runs": 10, "rollback_runs": 5},
 }
-SECTIONS = ("propagation", "throughput", "heal", "peer")
+SECTIONS = ("propagation", "throughput", "heal", "rollback", "peer")
 CONFIGS = {
     # What ExternalDNS does out of the box: no event trigger, one sync a minute.
     "upstream defaults": ["--set", "externalDNS.events=false", "--set", "externalDNS.interval=1m"],
@@ -106,7 +106,7 @@ def main() -> int:
                 results["configs"][name] = measure.configuration(
                     resolver, scale, footprint_points=name == "chart defaults"
                 )
-        if sections & {"throughput", "heal"}:
+        if sections & {"throughput", "heal", "rollback"}:
             install([])  # chart defaults (a no-op when the last configuration was that already)
         if "throughput" in sections:
             print(
@@ -120,6 +120,14 @@ def main() -> int:
         if "heal" in sections:
             print(f"== kubeadm's CoreDNS addon phase, {scale['heal_runs']} runs", flush=True)
             results["kubeadm_heal"] = measure.kubeadm_heal(resolver, scale["heal_runs"])
+        if "rollback" in sections:
+            print(f"== helm rollback across an etcd.prefix change, {scale['rollback_runs']} runs", flush=True)
+            results["rollback"] = measure.rollback_follow(
+                resolver,
+                scale["rollback_runs"],
+                lambda extra: helm("upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--wait", *extra),
+                lambda: helm("rollback", RELEASE, "-n", NAMESPACE),
+            )
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
     if "peer" in sections:
         # After the chart is gone: each side has the cluster to itself.

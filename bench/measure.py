@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import shutil
@@ -28,7 +29,9 @@ DNSPERF_MAX_QPS = 30000
 
 
 def networking() -> client.NetworkingV1Api:
-    config.load_kube_config()
+    # The client library reads $KUBECONFIG when it is imported, before `python -m bench` picks the make-cluster
+    # kubeconfig for an unset KUBECONFIG: pass it explicitly.
+    config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     return client.NetworkingV1Api()
 
 
@@ -427,6 +430,46 @@ def kubeadm_heal(resolver: Resolver, runs: int) -> dict:
     finally:
         kubectl("delete", "namespace", ns, "--wait=false")
     return {"mounts": percentiles(mounts), "healed": percentiles(healed)}
+
+
+def rollback_follow(
+    resolver: Resolver, runs: int, upgrade: Callable[[list[str]], None], rollback: Callable[[], None]
+) -> dict:
+    """`helm rollback` across an etcd.prefix change, `runs` times: seconds from the start of the rollback until the
+    controller has written the old prefix into the Corefile, and until CoreDNS's rollout is complete with an
+    etcd name (published again by ExternalDNS on the old prefix) answering 5 times in a row. e2e checks that it
+    happens; this is where how fast lives."""
+    api = networking()
+    ns = f"bench-rollback-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", ns)
+    corefile: list[float] = []
+    answered: list[float] = []
+
+    def current() -> str:
+        return kubectl_json("-n", "kube-system", "get", "configmap", "coredns")["data"]["Corefile"]
+
+    try:
+        api.create_namespaced_ingress(ns, ingress("rollback", "rollback.cluster.local"))
+        set_address(api, ns, "rollback", "198.18.201.1")
+        name_ok = lambda: "198.18.201.1" in resolver.query("rollback.cluster.local").records  # noqa: E731
+        _wait(name_ok, 60, "rollback.cluster.local resolvable")
+        for run in range(runs):
+            upgrade(["--set", "etcd.prefix=/skydns2"])
+            _wait(lambda: "path /skydns2" in current(), 120, "Corefile on /skydns2")
+            _wait(lambda: _rolled_out(_coredns()) and name_ok(), 180, "name on /skydns2")
+            end = time.monotonic()  # from the start of `helm rollback` (without --wait, as it is usually run)
+            rollback()
+            _wait(lambda: "path /skydns\n" in current(), 120, "Corefile back on /skydns")
+            corefile.append(time.monotonic() - end)
+            _wait(lambda: _rolled_out(_coredns()) and all(name_ok() for _ in range(5)), 180, "name after rollback")
+            answered.append(time.monotonic() - end)
+            print(
+                f"   rollback run {run + 1}/{runs}: Corefile {corefile[-1]:.2f}s, name answers {answered[-1]:.2f}s",
+                flush=True,
+            )
+    finally:
+        kubectl("delete", "namespace", ns, "--wait=false")
+    return {"corefile": percentiles(corefile), "answered": percentiles(answered)}
 
 
 def _wait(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:

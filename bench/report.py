@@ -111,6 +111,21 @@ def markdown(results: dict) -> str:
             lines.append(
                 f"| {label} | {row['n']} | {fmt(row.get('p50'))} | {fmt(row.get('p95'))} | {fmt(row.get('max'))} |"
             )
+    back = results.get("rollback")
+    if back:
+        lines += [
+            "",
+            "| helm rollback across an etcd.prefix change | n | p50 | p95 | max |",
+            "|---|---|---|---|---|",
+        ]
+        for key, label in (
+            ("corefile", "-> controller wrote the old prefix into the Corefile"),
+            ("answered", "-> rollout done, etcd name answers"),
+        ):
+            row = back[key]
+            lines.append(
+                f"| {label} | {row['n']} | {fmt(row.get('p50'))} | {fmt(row.get('p95'))} | {fmt(row.get('max'))} |"
+            )
     header = "CoreDNS under dnsperf"
     if results.get("dnsperf_load"):
         header += f" ({_load(results['dnsperf_load'])})"

@@ -221,3 +221,17 @@ def test_peer_is_a_section():
 
     assert "peer" in bench_main.SECTIONS
     assert bench_main.parser().parse_args(["--only", "peer"]).only == ["peer"]
+
+
+def test_rollback_table_only_when_measured():
+    results = sample_results()
+    assert "helm rollback across" not in report.markdown(results)
+    results["rollback"] = {
+        "corefile": {"n": 5, "p50": 0.41, "p95": 0.9, "max": 0.9},
+        "answered": {"n": 5, "p50": 12.3, "p95": 15.1, "max": 15.1},
+    }
+    rows = table_rows(report.markdown(results), "helm rollback across an etcd.prefix change")
+    assert rows == [
+        ["-> controller wrote the old prefix into the Corefile", "5", "0.41", "0.9", "0.9"],
+        ["-> rollout done, etcd name answers", "5", "12.3", "15.1", "15.1"],
+    ]
