@@ -385,20 +385,31 @@ def _rolled_out(deploy: dict) -> bool:
     ) == want == status.get("replicas") == status.get("availableReplicas")
 
 
+def _published(resolver: Resolver, name: str, ip: str) -> tuple[str, Callable[[], bool]]:
+    """A namespace of its own with an Ingress `name`.cluster.local at `ip`, resolvable; returns the namespace
+    and the check that the name answers `ip`."""
+    api = networking()
+    ns = f"bench-{name}-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", ns)
+    host = f"{name}.{ZONE}"
+    api.create_namespaced_ingress(ns, ingress(name, host))
+    set_address(api, ns, name, ip)
+
+    def answers() -> bool:
+        return ip in resolver.query(host).records
+
+    _wait(answers, 60, f"{host} resolvable")
+    return ns, answers
+
+
 def kubeadm_heal(resolver: Resolver, runs: int) -> dict:
     """kubeadm's CoreDNS addon phase (what `kubeadm upgrade apply` runs for CoreDNS), `runs` times: seconds
     from the end of the phase until the controller has put the certificate mounts back, and until the
     rollout is complete with an etcd name answering from every answer in a row of 5."""
-    api = networking()
-    ns = f"bench-heal-{uuid.uuid4().hex[:5]}"
-    kubectl("create", "namespace", ns)
+    ns, name_ok = _published(resolver, "heal", "198.18.200.1")
     mounts: list[float] = []
     healed: list[float] = []
     try:
-        api.create_namespaced_ingress(ns, ingress("heal", "heal.cluster.local"))
-        set_address(api, ns, "heal", "198.18.200.1")
-        name_ok = lambda: "198.18.200.1" in resolver.query("heal.cluster.local").records  # noqa: E731
-        _wait(name_ok, 60, "heal.cluster.local resolvable")
         for run in range(runs):
             subprocess.run(
                 [
@@ -439,9 +450,7 @@ def rollback_follow(
     controller has written the old prefix into the Corefile, and until CoreDNS's rollout is complete with an
     etcd name (published again by ExternalDNS on the old prefix) answering 5 times in a row. e2e checks that it
     happens; this is where how fast lives."""
-    api = networking()
-    ns = f"bench-rollback-{uuid.uuid4().hex[:5]}"
-    kubectl("create", "namespace", ns)
+    ns, name_ok = _published(resolver, "rollback", "198.18.201.1")
     corefile: list[float] = []
     answered: list[float] = []
 
@@ -449,10 +458,6 @@ def rollback_follow(
         return kubectl_json("-n", "kube-system", "get", "configmap", "coredns")["data"]["Corefile"]
 
     try:
-        api.create_namespaced_ingress(ns, ingress("rollback", "rollback.cluster.local"))
-        set_address(api, ns, "rollback", "198.18.201.1")
-        name_ok = lambda: "198.18.201.1" in resolver.query("rollback.cluster.local").records  # noqa: E731
-        _wait(name_ok, 60, "rollback.cluster.local resolvable")
         for run in range(runs):
             upgrade(["--set", "etcd.prefix=/skydns2"])
             _wait(lambda: "path /skydns2" in current(), 120, "Corefile on /skydns2")

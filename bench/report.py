@@ -71,6 +71,19 @@ def peer_table(results: dict) -> list[str]:
     return lines
 
 
+def _timing_table(measured: dict | None, title: str, rows: tuple[tuple[str, str], ...]) -> list[str]:
+    """A table of percentiles (n, p50, p95, max) for the measured keys, or nothing when not measured."""
+    if not measured:
+        return []
+    lines = ["", f"| {title} | n | p50 | p95 | max |", "|---|---|---|---|---|"]
+    for key, label in rows:
+        row = measured[key]
+        lines.append(
+            f"| {label} | {row['n']} | {fmt(row.get('p50'))} | {fmt(row.get('p95'))} | {fmt(row.get('max'))} |"
+        )
+    return lines
+
+
 def markdown(results: dict) -> str:
     lines = [
         f"Scale `{results['scale']}`: {results['samples']} latency samples per row, "
@@ -96,36 +109,19 @@ def markdown(results: dict) -> str:
             f"| {name} | bulk: {bulk['count']} created in {bulk['create_seconds']} s -> all resolvable "
             f"| {bulk['resolved']} | | | {fmt(bulk['all_resolved_seconds'])} |"
         )
-    heal = results.get("kubeadm_heal")
-    if heal:
-        lines += [
-            "",
-            "| kubeadm's CoreDNS addon phase (Deployment replaced) | n | p50 | p95 | max |",
-            "|---|---|---|---|---|",
-        ]
-        for key, label in (
-            ("mounts", "-> controller put the mounts back"),
-            ("healed", "-> rollout done, etcd name answers"),
-        ):
-            row = heal[key]
-            lines.append(
-                f"| {label} | {row['n']} | {fmt(row.get('p50'))} | {fmt(row.get('p95'))} | {fmt(row.get('max'))} |"
-            )
-    back = results.get("rollback")
-    if back:
-        lines += [
-            "",
-            "| helm rollback across an etcd.prefix change | n | p50 | p95 | max |",
-            "|---|---|---|---|---|",
-        ]
-        for key, label in (
+    lines += _timing_table(
+        results.get("kubeadm_heal"),
+        "kubeadm's CoreDNS addon phase (Deployment replaced)",
+        (("mounts", "-> controller put the mounts back"), ("healed", "-> rollout done, etcd name answers")),
+    )
+    lines += _timing_table(
+        results.get("rollback"),
+        "helm rollback across an etcd.prefix change",
+        (
             ("corefile", "-> controller wrote the old prefix into the Corefile"),
             ("answered", "-> rollout done, etcd name answers"),
-        ):
-            row = back[key]
-            lines.append(
-                f"| {label} | {row['n']} | {fmt(row.get('p50'))} | {fmt(row.get('p95'))} | {fmt(row.get('max'))} |"
-            )
+        ),
+    )
     header = "CoreDNS under dnsperf"
     if results.get("dnsperf_load"):
         header += f" ({_load(results['dnsperf_load'])})"
