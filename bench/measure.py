@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 
 from kubernetes import client, config
-from tests.e2e.helpers import NAMESPACE, RELEASE, ZONE, Resolver, etcdctl, kubectl, kubectl_json
+from tests.e2e.helpers import NAMESPACE, RELEASE, ZONE, Resolver, current_corefile, etcdctl, kubectl, kubectl_json
 
 from bench.report import ROW_ETCD_CACHED, ROW_ETCD_UNCACHED, ROW_SERVICE
 
@@ -453,18 +453,14 @@ def rollback_follow(
     ns, name_ok = _published(resolver, "rollback", "198.18.201.1")
     corefile: list[float] = []
     answered: list[float] = []
-
-    def current() -> str:
-        return kubectl_json("-n", "kube-system", "get", "configmap", "coredns")["data"]["Corefile"]
-
     try:
         for run in range(runs):
             upgrade(["--set", "etcd.prefix=/skydns2"])
-            _wait(lambda: "path /skydns2" in current(), 120, "Corefile on /skydns2")
+            _wait(lambda: "path /skydns2" in current_corefile(), 120, "Corefile on /skydns2")
             _wait(lambda: _rolled_out(_coredns()) and name_ok(), 180, "name on /skydns2")
             end = time.monotonic()  # from the start of `helm rollback` (without --wait, as it is usually run)
             rollback()
-            _wait(lambda: "path /skydns\n" in current(), 120, "Corefile back on /skydns")
+            _wait(lambda: "path /skydns\n" in current_corefile(), 120, "Corefile back on /skydns")
             corefile.append(time.monotonic() - end)
             _wait(lambda: _rolled_out(_coredns()) and all(name_ok() for _ in range(5)), 180, "name after rollback")
             answered.append(time.monotonic() - end)

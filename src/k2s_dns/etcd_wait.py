@@ -138,11 +138,12 @@ def main(env: Mapping[str, str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    # The chart refuses endpoints that mix https:// and http://; urllib uses the context for https:// only.
     https = any(e.startswith("https://") for e in settings.endpoints)
     context = tls_context(settings.cert, settings.key, settings.ca) if https else None
 
     def fetch(url: str) -> tuple[int, str]:
-        return _get(url, context if url.startswith("https://") else None, timeout=5)
+        return _get(url, context, timeout=5)
 
     wait(settings, fetch, lambda line: print(line, flush=True))
     return 0
