@@ -28,6 +28,7 @@ images=(
   "docker.io/cloudnativelabs/kube-router:$KUBE_ROUTER_VERSION"
   "docker.io/rancher/local-path-provisioner:$LOCAL_PATH_PROVISIONER_VERSION"
   "$LOCAL_PATH_HELPER_IMAGE"
+  "$MUSL_CLIENT_IMAGE"
 )
 # make bench's peer (k8s_gateway): loaded when built (images/k8s-gateway/build.sh); otherwise the bench
 # builds and loads it itself when it measures the peer.
