@@ -19,6 +19,7 @@ from kubernetes import client, config
 from tests.e2e.helpers import NAMESPACE, RELEASE, ZONE, Resolver, current_corefile, etcdctl, kubectl, kubectl_json
 
 from bench.report import ROW_ETCD_CACHED, ROW_ETCD_UNCACHED, ROW_SERVICE
+from k2s_dns import corefile
 
 POLL_DEADLINE = 150.0  # longer than the upstream 1 min interval plus a sync
 NODE = "k2s-dns-control-plane"
@@ -321,17 +322,13 @@ def resolvable(resolver: Resolver, name: str, ip: str, timeout: float = 60.0) ->
     _wait(lambda: ip in resolver.query(name, timeout=1.0).records, timeout, f"{name} resolvable", 0.1)
 
 
-REPLACED = "# k2s-dns: replaced: disable success"
-
-
-def cache_zone_state(corefile: str) -> bool | None:
-    """Whether the Corefile has the zone's answers cached by the chart's patch (True), kubeadm's stanza that
-    keeps the cluster domain uncached (False), or neither (None: nothing to switch, e.g. no cache plugin)."""
-    if REPLACED in corefile:
-        return True
-    if re.search(rf"^\s*disable\s+success\s+{re.escape(ZONE)}\.?\s*$", corefile, re.MULTILINE):
-        return False
-    return None
+def cache_zone_state(text: str) -> bool | None:
+    """Whether the chart's server block for the zone has a cache plugin (True), has none (False), or the
+    Corefile carries no block of the chart (None: nothing to switch)."""
+    block = corefile.managed_block(text)
+    if block is None:
+        return None
+    return any(d.name == "cache" for d in block.directives)
 
 
 def wait_cache_zone(on: bool, timeout: float = 240.0) -> None:

@@ -11,9 +11,17 @@ def steps(notes: str) -> dict[int, str]:
     return {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
 
 
-def etcd_block(notes: str) -> list[str]:
-    """The etcd block as printed (4 spaces in, as it goes into a server block)."""
+def zone_block(notes: str) -> list[str]:
+    """The server block for the zone as printed (4 spaces in), as it goes into the Corefile."""
     lines = notes.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.fullmatch(r"    \S+:53 \{", line))
+    end = next(i for i in range(start, len(lines)) if lines[i] == "    }")
+    return [line[4:] for line in lines[start : end + 1]]
+
+
+def etcd_block(notes: str) -> list[str]:
+    """The etcd plugin's block inside it (4 spaces in)."""
+    lines = zone_block(notes)
     start = next(i for i, line in enumerate(lines) if line.startswith("    etcd "))
     end = next(i for i in range(start, len(lines)) if lines[i] == "    }")
     return lines[start : end + 1]

@@ -53,14 +53,18 @@ def sha256(text: str) -> str:
 
 
 def patched_configmap(
-    cm: dict, server: str | None, settings: corefile.EtcdSettings, adopt: bool = False, cache_zone: bool = True
+    cm: dict,
+    server: str | None,
+    settings: corefile.EtcdSettings,
+    adopt: bool = False,
+    cluster_domain: str = "cluster.local",
 ) -> dict | None:
     """The ConfigMap with the Corefile patched and the original kept, or None if already so."""
     cm = copy.deepcopy(cm)
     current = (cm.get("data") or {}).get("Corefile")
     if current is None:
         raise corefile.CorefileError("ConfigMap has no 'Corefile' key")
-    new = corefile.patch(current, server, settings, adopt_existing=adopt, cache_zone=cache_zone)
+    new = corefile.patch(current, server, settings, adopt_existing=adopt, cluster_domain=cluster_domain)
     annotations = cm["metadata"].setdefault("annotations", {})
     ours_untouched = annotations.get(PATCHED_ANNOTATION) == sha256(current)
     if new == current and ours_untouched:
@@ -121,7 +125,7 @@ def read_inputs(api: Objects, desired: Desired) -> Inputs:
         desired.pre_stop_sleep,
     )
     settings = corefile.EtcdSettings(
-        desired.zone, desired.path, tuple(endpoints), mount.tls_files if desired.tls else None
+        desired.zone, desired.path, tuple(endpoints), mount.tls_files if desired.tls else None, cache=desired.cache_zone
     )
     return Inputs(settings, mount, digest)
 
@@ -174,7 +178,7 @@ def plan_apply(desired: Desired, inputs: Inputs, cm: dict, deploy: dict, nodeloc
     deploy_path = kube.deployment_path(desired.namespace, desired.deployment)
     current = (cm.get("data") or {}).get("Corefile", "")
     target_cm = patched_configmap(
-        cm, desired.server_block or None, inputs.settings, desired.adopt_existing_etcd_block, desired.cache_zone
+        cm, desired.server_block or None, inputs.settings, desired.adopt_existing_etcd_block, desired.cluster_domain
     )
     corefile_ready = target_cm is None
     wanted = deployment.add_etcd_client(deploy, inputs.mount)

@@ -1,4 +1,4 @@
-"""Pure Corefile patcher: add (or remove) k2s-dns's etcd block and kubernetes fall-through.
+"""Pure Corefile patcher: add (or remove) k2s-dns's server block for the zone (etcd behind a view).
 
 Works on the text itself, so everything it does not own (comments, layout,
 line endings, other server blocks, imports) is kept byte for byte. Anything it
@@ -7,12 +7,14 @@ result, raises :class:`CorefileError` and nothing is changed.
 
 Everything patch() adds is marked, so unpatch() needs nothing but the text:
 
-- the etcd block sits between BEGIN/END marker lines (whole lines of their own);
-- an etcd block adopted from someone else is kept inside that region as
-  comment lines (ADOPTED_PREFIX), so unpatch() can put it back exactly;
-- fall-through edits carry `# k2s-dns: ...` comments saying what was added;
-- a line patch() rewrites (the cache plugin's `disable success`) stays above its replacement as a
-  comment (REPLACED_PREFIX), and the replacement ends in OWNED_LINE.
+- the zone's server block sits between BEGIN/END marker lines (whole lines of their own), right
+  before the server block that served the zone;
+- an etcd block adopted from someone else is kept, commented out, inside a region of its own
+  (ADOPTED_PREFIX lines), so unpatch() can put it back exactly.
+
+Older releases edited the cluster's own server block instead (a kubernetes fall-through marked with
+`# k2s-dns: ...` comments, a rewritten cache line kept as a REPLACED_PREFIX comment); unpatch() still
+removes those, so an upgrade replaces them with the new block.
 
 The same goes for the NodeLocal DNSCache Corefile (nodelocal_patch/unpatch).
 """
@@ -63,6 +65,7 @@ class EtcdSettings:
     endpoints: tuple[str, ...]
     tls: tuple[str, str, str] | None = None  # cert, key, ca
     fallthrough: bool = False
+    cache: bool = True  # a cache plugin in the zone's server block
 
     def lines(self) -> list[str]:
         body = [f"path {self.path}", "endpoint " + " ".join(self.endpoints)]
@@ -453,17 +456,6 @@ def _indent_of(text: str, directive: Directive) -> str:
     return line if line.strip() == "" else "    "
 
 
-def _child_indent(text: str, directive: Directive) -> str:
-    """Indentation for a new line inside directive's block: like its first child, else one step deeper."""
-    for child in directive.children or []:
-        indent = text[child.line_start : child.tokens[0].start]
-        if indent.strip() == "":
-            return indent
-        break
-    parent = _indent_of(text, directive)
-    return parent + ("\t" if "\t" in parent else "    ")
-
-
 def _check_zone(zone: str) -> None:
     if not _ZONE_RE.fullmatch(zone):
         raise CorefileError(f"'{zone}' is not a DNS zone name k2s-dns can write into a Corefile")
@@ -486,158 +478,10 @@ def _apply(text: str, edits: list[_Edit]) -> str:
     return "".join(out)
 
 
-def _kubernetes_overlaps(kubernetes: Directive, zone: str, server_zones: list[str]) -> list[str]:
-    """The zones of the kubernetes plugin that share names with zone (none: it never answers them)."""
-    k8s_zones = [z for z in kubernetes.args if not z.startswith("{")] or server_zones
-    return [z for z in k8s_zones if _within(zone, z) or _within(z, zone)]
-
-
-def _fallthrough_edits(text: str, kubernetes: Directive, zone: str, overlaps: list[str]) -> list[_Edit]:
-    """The edits that make `kubernetes` fall through for zone (none if it does already or never answers it)."""
-    if not overlaps:
-        return []
-    # When zone is a parent of the kubernetes zones, those are the names it would keep from etcd.
-    inside = any(_within(zone, z) for z in overlaps)
-    zones_to_add = [zone] if inside else [z for z in overlaps if _within(z, zone)]
-    fallthroughs = [c for c in kubernetes.children or [] if c.name == "fallthrough"]
-    if fallthroughs:
-        child = fallthroughs[-1]  # the kubernetes plugin uses the last one
-        if not child.args:
-            return []  # falls through for every zone already
-        missing = [z for z in zones_to_add if not any(_within(z, have) for have in child.args)]
-        if not missing:
-            return []
-        if _tokens_in(text, child.end, _after_line(text, child.end)):
-            # Our marker comment would swallow what follows (CoreDNS would read that `}` as a zone anyway).
-            raise CorefileError(
-                f"line {child.line}: the kubernetes plugin's fallthrough shares its line with other tokens; "
-                "put them on lines of their own"
-            )
-        added = " ".join(missing)
-        return [(child.end, child.end, f" {added} {OWNED_ZONE}{','.join(missing)}")]
-    zones = " ".join(zones_to_add)
-    body = _child_indent(text, kubernetes)
-    indent = _indent_of(text, kubernetes)
-    if kubernetes.block is None:
-        # `{` must be on the kubernetes line, before any comment there; the rest goes on lines of its own.
-        after = _after_line(text, kubernetes.end)
-        eol = _eol_before(text, after)
-        lines = f"{body}fallthrough {zones} {OWNED_LINE}{eol}{indent}}} {OWNED_LINE}{eol}"
-        return [(kubernetes.end, kubernetes.end, f" {OWNED_BLOCK}"), (after, after, lines)]
-    close = kubernetes.block[1]
-    line_start = _line_start(text, close)
-    if not text[line_start:close].strip():
-        eol = _eol_before(text, line_start)
-        return [(line_start, line_start, f"{body}fallthrough {zones} {OWNED_LINE}{eol}")]
-    # The closing brace shares its line with other content: split the line; unpatch joins it again.
-    newline = text.find("\n", close)
-    eol = "\r\n" if newline > 0 and text[newline - 1] == "\r" else "\n"
-    return [(close, close, f"{eol}{body}fallthrough {zones} {OWNED_SPLIT}{eol}{indent}")]
-
-
 def _snippet_before(corefile: Corefile, name: str, offset: int) -> Snippet | None:
     """The snippet `import name` at offset refers to: CoreDNS only knows snippets defined before."""
     snippet = corefile.snippets.get(name)
     return snippet if snippet is not None and snippet.open_brace < offset else None
-
-
-@dataclass(frozen=True)
-class _Imported:
-    """A plugin (or unreadable file import) that a snippet import brings into a server block."""
-
-    what: str  # "kubernetes", "etcd" or "file"
-    line: int
-    snippet: Snippet
-    arg: str = ""
-
-
-def _snippet_contents(corefile: Corefile, snippet: Snippet, offset: int, seen: tuple[str, ...]) -> list[_Imported]:
-    found = []
-    for d in snippet.directives:
-        if d.name in ("kubernetes", "etcd"):
-            found.append(_Imported(d.name, d.line, snippet))
-        elif d.name == "import":
-            arg = d.args[0] if d.args else ""
-            inner = _snippet_before(corefile, arg, offset)
-            if inner is None:
-                found.append(_Imported("file", d.line, snippet, arg))
-            elif inner.name in seen:
-                raise CorefileError(f"line {d.line}: snippet ({snippet.name}) imports itself through ({arg})")
-            else:
-                found += _snippet_contents(corefile, inner, offset, (*seen, inner.name))
-    return found
-
-
-def _check_imports(
-    corefile: Corefile, block: ServerBlock, kubernetes: Directive | None, insert_at: int, zone: str, text: str
-) -> None:
-    """Refuse imports in the target block that could hide a kubernetes or etcd plugin from the patch."""
-    where = f"server block '{block.label}'"
-    insert_line = text.count("\n", 0, insert_at) + 1
-    for d in block.directives:
-        if d.name != "import":
-            continue
-        arg = d.args[0] if d.args else ""
-        snippet = _snippet_before(corefile, arg, d.tokens[0].start)
-        if snippet is not None:
-            for item in _snippet_contents(corefile, snippet, d.tokens[0].start, (snippet.name,)):
-                origin = f"snippet ({snippet.name}) (defined at line {snippet.line})"
-                if item.snippet is not snippet:
-                    origin += f", through snippet ({item.snippet.name}) (line {item.snippet.line})"
-                if item.what == "kubernetes":
-                    raise CorefileError(
-                        f"line {d.line}: {where} imports {origin}, which contains the kubernetes plugin "
-                        f"(line {item.line}); k2s-dns cannot make it fall through for {zone} inside a snippet. "
-                        f"Inline the kubernetes plugin into the server block (instead of the import), or set "
-                        f"{SERVER_SWITCH} to a server block that has it inline"
-                    )
-                if item.what == "etcd":
-                    raise CorefileError(
-                        f"line {d.line}: {where} imports {origin}, which contains an etcd plugin (line {item.line}), "
-                        f"and CoreDNS allows one per server block. Remove it from the snippet, or inline it into "
-                        f"the server block (then {ADOPT_SWITCH} can take it over if it is for {zone})"
-                    )
-                _check_file_import(d.line, item.arg, where, kubernetes, d.tokens[0].start, insert_at, insert_line)
-        else:
-            _check_file_import(d.line, arg, where, kubernetes, d.tokens[0].start, insert_at, insert_line)
-
-
-def _check_file_import(
-    line: int,
-    arg: str,
-    where: str,
-    kubernetes: Directive | None,
-    offset: int,
-    insert_at: int,
-    insert_line: int,
-) -> None:
-    """A file import k2s-dns cannot read. It is fine only where neither plugin in it could matter:
-    CoreDNS allows one kubernetes plugin per server block, so with one inline the file holds none;
-    and CoreDNS uses the first etcd plugin of a block, so one in a file after ours is never used."""
-    if kubernetes is None:
-        raise CorefileError(
-            f"line {line}: {where} imports '{arg}', which k2s-dns cannot read, and has no kubernetes plugin of its "
-            "own, so the import could hold the kubernetes plugin (which must fall through for the zone) or an etcd "
-            f"plugin. Inline the imported plugins into the server block, or set {SERVER_SWITCH} to a server block "
-            "without such imports"
-        )
-    if offset < insert_at:
-        raise CorefileError(
-            f"line {line}: {where} imports '{arg}' before line {insert_line}, where the k2s-dns etcd block goes; "
-            "k2s-dns cannot read it, and an etcd plugin in it would be used instead of the k2s-dns one. Move the "
-            f"import below the kubernetes plugin (line {kubernetes.line}), or inline its content"
-        )
-
-
-def _check_kubernetes_imports(kubernetes: Directive, zone: str) -> None:
-    for child in kubernetes.children or []:
-        if child.name == "import":
-            arg = child.args[0] if child.args else ""
-            raise CorefileError(
-                f"line {child.line}: the kubernetes plugin (line {kubernetes.line}) imports '{arg}' inside its "
-                f"block; k2s-dns cannot see a fallthrough there, so it cannot make it fall through for {zone}. "
-                "Inline the imported lines"
-            )
 
 
 def _check_top_level_snippets(corefile: Corefile, zone: str, best: str) -> None:
@@ -665,7 +509,7 @@ def _check_top_level_snippets(corefile: Corefile, zone: str, best: str) -> None:
 def _foreign_etcd_error(block: ServerBlock, etcd: Directive, zones: list[str], zone: str) -> CorefileError:
     head = (
         f"line {etcd.line}: server block '{block.label}' already has an etcd plugin for {' '.join(zones)} not "
-        "managed by k2s-dns, and CoreDNS allows one per server block."
+        f"managed by k2s-dns, and k2s-dns's server block for {zone} would take over its names."
     )
     if [_fqdn(z) for z in zones] == [_fqdn(zone)]:
         return CorefileError(
@@ -678,29 +522,90 @@ def _foreign_etcd_error(block: ServerBlock, etcd: Directive, zones: list[str], z
     )
 
 
-def _region(indent: str, eol: str, settings: EtcdSettings, adopted: list[tuple[str, str]]) -> str:
-    lines = [f"{indent}{BEGIN_MARKER}{eol}"]
-    lines += [f"{indent}{ADOPTED_PREFIX}{content}{line_eol}" for content, line_eol in adopted]
-    lines += [f"{indent}{line}{eol}" for line in settings.lines()]
-    lines.append(f"{indent}{END_MARKER}{eol}")
-    return "".join(lines)
+def _owned_names_regex(domains: list[str]) -> str:
+    """A regular expression (Go RE2, case-insensitive) for the names the kubernetes plugin answers in domains.
+
+    plugin/kubernetes (parse.go) looks up in the API only names under `svc.<domain>` and `pod.<domain>`;
+    elsewhere in the domain it answers just the apex (SOA/NS), `ns.dns.<domain>` (the DNS Service's address)
+    and `dns-version.<domain>` (TXT). `[.]` instead of `\\.`: a backslash is an escape to CoreDNS's lexer."""
+    alternatives = []
+    for domain in domains:
+        escaped = "[.]".join(domain.rstrip(".").split("."))
+        alternatives.append(f"((.+[.])?(svc|pod)[.]|ns[.]dns[.]|dns-version[.])?{escaped}[.]")
+    return "(?i)^(" + "|".join(alternatives) + ")$"
+
+
+# Directives of the serving block the zone's block repeats (one line each, no block of their own): where it
+# listens (bind), its metrics (prometheus: same address, shared), its query log and answer shuffling.
+COPIED = ("bind", "prometheus", "log", "loadbalance")
+
+
+def _zone_block_lines(settings: EtcdSettings, kube_domains: list[str], copied: list[str]) -> list[str]:
+    """The server block k2s-dns adds: the zone's names, minus what the kubernetes plugin answers, from etcd.
+
+    A server block of its own, keyed on the zone, rather than the etcd plugin next to the kubernetes plugin
+    with a fall-through: CoreDNS sends a query to the server block with the most specific zone whose view
+    accepts it, and to the next less specific one otherwise (core/dnsserver/server.go). So every name the
+    kubernetes plugin answers (Service and Pod names, their NXDOMAINs, the apex) still goes to the
+    cluster's own server block exactly as before, never near etcd, and the kubernetes plugin needs no
+    fall-through: a search-list miss under `svc.`/`pod.` is answered from its memory, and an etcd outage
+    cannot turn it into SERVFAIL. The view is there even where it excludes nothing (a zone outside the
+    cluster domain): a block with a view may share its key with a block the Corefile already has."""
+    expr = f"not (name() matches '{_owned_names_regex(kube_domains)}')" if kube_domains else "true"
+    lines = [f"{settings.zone}:{DNS_PORT} {{", "    view k2s-dns {", f"        expr {expr}", "    }"]
+    lines += [f"    {line}" for line in copied]
+    lines.append("    errors")
+    if settings.cache:
+        # Answers for the record TTL (the records' own TTL caps the 30); NXDOMAIN for a second only, so a name
+        # published right after a miss answers within a second, while a burst of search-list misses for the
+        # same external name (`www.example.com.<domain>`) asks etcd once a second, not once a query.
+        lines += ["    cache 30 {", "        denial 9984 1 1", "    }"]
+    lines += [f"    {line}" for line in settings.lines()]
+    lines.append("}")
+    return lines
+
+
+def _region(indent: str, eol: str, lines: list[str], adopted: list[tuple[str, str]]) -> str:
+    out = [f"{indent}{BEGIN_MARKER}{eol}"]
+    out += [f"{indent}{ADOPTED_PREFIX}{content}{line_eol}" for content, line_eol in adopted]
+    out += [f"{indent}{line}{eol}" for line in lines]
+    out.append(f"{indent}{END_MARKER}{eol}")
+    return "".join(out)
+
+
+def kubernetes_domains(block: ServerBlock, cluster_domain: str, zone: str) -> list[str]:
+    """The kubernetes plugin's forward zones (and the cluster domain) that share names with zone."""
+    found = [_fqdn(cluster_domain)]
+    for d in block.directives:
+        if d.name == "kubernetes":
+            found += [_fqdn(a) for a in d.args if not a.startswith("{") and not _reverse_zones(a)]
+    out: list[str] = []
+    for z in found:
+        if not _is_reverse(z) and z != "." and (_within(zone, z) or _within(z, zone)) and z not in out:
+            out.append(z)
+    return out
 
 
 def patch(
-    text: str, server: str | None, settings: EtcdSettings, *, adopt_existing: bool = False, cache_zone: bool = True
+    text: str,
+    server: str | None,
+    settings: EtcdSettings,
+    *,
+    adopt_existing: bool = False,
+    cluster_domain: str = "cluster.local",
 ) -> str:
-    """Return the Corefile with k2s-dns's etcd block and fall-through in place.
+    """Return the Corefile with k2s-dns's server block for the zone in place.
 
-    server None: the server block CoreDNS sends the zone's names to on port 53;
-    otherwise the block with that key (an explicit override).
-    adopt_existing: replace a foreign etcd plugin for exactly this zone in that block
-    (kept, commented out, in the managed region; unpatch puts it back).
-    cache_zone: where that block's cache plugin disables success caching for the whole
-    cluster domain (kubeadm's Corefile), narrow it to what the kubernetes plugin answers,
-    so that answers for the zone from etcd are cached (see _cache_edits).
-    Idempotent: patching a patched Corefile replaces what k2s-dns added.
+    The block goes right before the server block that serves the zone today (server None: the one CoreDNS
+    sends the zone's names to on port 53; otherwise the block with that key, an explicit override), copies its
+    `bind`, and leaves it and every other block untouched. See _zone_block_lines for why a block of its own.
+    adopt_existing: comment out a foreign etcd plugin for exactly this zone in that block (kept in a
+    managed region; unpatch puts it back).
+    Idempotent: patching a patched Corefile replaces what k2s-dns added (also an older k2s-dns's
+    fall-through and cache edits, which unpatch removes).
     """
     _check_zone(settings.zone)
+    _check_zone(cluster_domain)
     text = unpatch(text)
     corefile = parse_corefile(text)
     zone = settings.zone
@@ -715,31 +620,20 @@ def patch(
     else:
         block = find_serving_block(corefile.blocks, zone)
         _check_top_level_snippets(corefile, zone, _serves(block, zone) or ".")
-    if not block.directives:
-        raise CorefileError(f"server block '{block.label}' is empty")
-    kubernetes_plugins = [d for d in block.directives if d.name == "kubernetes"]
-    if len(kubernetes_plugins) > 1:
-        raise CorefileError(
-            f"line {kubernetes_plugins[1].line}: server block '{block.label}' has more than one kubernetes plugin; "
-            "CoreDNS allows one per server block"
-        )
-    kubernetes = kubernetes_plugins[0] if kubernetes_plugins else None
+    kube_domains = kubernetes_domains(block, cluster_domain, zone)
+    for domain in kube_domains:
+        for owned in (f"svc.{domain}", f"pod.{domain}"):
+            if _within(zone, owned):
+                raise CorefileError(
+                    f"zone '{zone}' lies inside '{owned.rstrip('.')}', which the kubernetes plugin answers "
+                    "(Service and Pod names): pick a zone outside it"
+                )
+    copied = [" ".join(t.text for t in d.tokens) for d in block.directives if d.name in COPIED and d.block is None]
     edits: list[_Edit] = []
-    if kubernetes is not None:
-        overlaps = _kubernetes_overlaps(kubernetes, zone, _block_zones(block))
-        if overlaps:
-            _check_kubernetes_imports(kubernetes, zone)
-        edits += _fallthrough_edits(text, kubernetes, zone, overlaps)
-
-    etcds = [d for d in block.directives if d.name == "etcd"]
-    if len(etcds) > 1:
-        raise CorefileError(
-            f"line {etcds[1].line}: server block '{block.label}' has more than one etcd plugin not managed by "
-            "k2s-dns; CoreDNS uses only the first: remove the others"
-        )
-    if etcds:
-        etcd = etcds[0]
+    for etcd in [d for d in block.directives if d.name == "etcd"]:
         zones = [z for z in etcd.args if not z.startswith("{")] or _block_zones(block)
+        if not any(_within(zone, z) or _within(z, zone) for z in zones):
+            continue  # another zone's etcd: none of ours reaches it, and it none of ours
         if not adopt_existing or [_fqdn(z) for z in zones] != [_fqdn(zone)]:
             raise _foreign_etcd_error(block, etcd, zones, zone)
         start = _line_start(text, etcd.tokens[0].start)
@@ -749,123 +643,41 @@ def patch(
                 f"line {etcd.line}: the etcd plugin to adopt shares a line with other directives; put it on lines "
                 "of its own"
             )
-        eol = _eol_before(text, end)
-        region = _region(_indent_of(text, etcd), eol, settings, _lines(text[start:end]))
-        insert_at = start
-        edits.append((start, end, region))
-    else:
-        anchor = kubernetes or block.directives[-1]
-        # After the whole line: a comment that follows the anchor stays on the anchor's line.
-        insert_at = _after_line(text, anchor.end)
-        region = _region(_indent_of(text, anchor), _eol_before(text, insert_at), settings, [])
-        edits.append((insert_at, insert_at, region))
-    if cache_zone and kubernetes is not None:
-        edits += _cache_edits(text, block, kubernetes, zone, edits)
-    _check_imports(corefile, block, kubernetes, insert_at, zone, text)
+        edits.append((start, end, _region(_indent_of(text, etcd), _eol_before(text, end), [], _lines(text[start:end]))))
+    # Before the serving block, and before any block keyed on exactly the zone: CoreDNS accepts a block with a
+    # view next to one without for the same zone only in that order (core/dnsserver/register.go).
+    same_key = [b for b in corefile.blocks if any(_fqdn(zone) in a.zones for a in addresses(b) if a.port == DNS_PORT)]
+    before = min([block, *same_key], key=lambda b: b.keys[0].start)
+    insert_at = _line_start(text, before.keys[0].start)
+    indent = text[insert_at : before.keys[0].start]
+    if indent.strip():
+        raise CorefileError(
+            f"line {before.line}: server block '{before.label}' shares its first line with other tokens; "
+            "start it on a line of its own"
+        )
+    eol = _eol_before(text, _after_line(text, before.keys[0].start)) or ("\r\n" if "\r\n" in text else "\n")
+    edits.append((insert_at, insert_at, _region(indent, eol, _zone_block_lines(settings, kube_domains, copied), [])))
     patched = _apply(text, edits)
     parse(patched)  # what we write must parse again
     return patched
 
 
+def managed_block(text: str) -> ServerBlock | None:
+    """The server block between k2s-dns's markers (None when there is none)."""
+    begin = text.find(BEGIN_MARKER)
+    while begin != -1:
+        end = text.find(END_MARKER, begin)
+        if end == -1:
+            return None
+        for block in parse(text):
+            if begin < block.keys[0].start < end:
+                return block
+        begin = text.find(BEGIN_MARKER, end)
+    return None
+
+
 def _is_reverse(zone: str) -> bool:
     return _within(zone, "in-addr.arpa.") or _within(zone, "ip6.arpa.")
-
-
-def _plugin_zones(args: list[str], block: ServerBlock) -> list[tuple[str, str]]:
-    """(zone as CoreDNS reads it, as written) for a plugin's zone arguments, else the server block's zones.
-
-    A network such as `10.0.0.0/24` stands for its reverse zones; `{$ENV}` placeholders are unknowable."""
-    written = [a for a in args if not a.startswith("{")]
-    if not written:
-        return [(z, z.rstrip(".") or ".") for z in _block_zones(block)]
-    out = []
-    for arg in written:
-        reverse = _reverse_zones(arg)
-        out += [(z, z.rstrip(".")) for z in reverse] if reverse else [(_fqdn(arg), arg)]
-    return out
-
-
-def _cache_edits(
-    text: str, block: ServerBlock, kubernetes: Directive, zone: str, other_edits: list[_Edit]
-) -> list[_Edit]:
-    """Let the zone's answers be cached where the cache plugin keeps the whole cluster domain uncached.
-
-    kubeadm writes `cache 30 { disable success cluster.local; disable denial cluster.local }`, so that
-    the kubernetes plugin's answers (Service and Pod addresses, which change at any moment) are never
-    served from the cache; as a side effect no answer from etcd is cached either, and every query for an
-    Ingress name goes to etcd. This narrows `disable success <cluster domain>` to what the kubernetes
-    plugin answers, `svc.<domain>`, `pod.<domain>` and its reverse zones, and leaves denial caching
-    exactly as it was (a name created after a query answers at once).
-
-    Why the kubernetes plugin's answers still cannot be served stale (plugin/kubernetes, CoreDNS 1.12):
-    every name it looks up in the API lies under `svc.<domain>` or `pod.<domain>` (parse.go: any other
-    name is a name error, and with the fall-through those go on to etcd), and PTR answers lie in its
-    reverse zones; all stay uncached. What it answers elsewhere in the domain is static: the apex SOA/NS,
-    `ns.dns.<domain>` (the kube-dns Service's address) and `dns-version.<domain>` (TXT "1.1.0"), now
-    cached up to the cache's 30 s like any forwarded name (the SOA serial may then lag; it only matters
-    for zone transfers, which the cache never answers). Denial caching is untouched, so NXDOMAIN/NODATA
-    answers stay uncached as before. One case is cached through etcd: a record whose CNAME points at a
-    Service name outside the zone is answered as CNAME plus the Service's address, and that whole answer
-    is cached for the smallest TTL in it, i.e. at most the record TTL (externalDNS.recordTTL).
-
-    Reverse zones: kubeadm's kubernetes plugin has `in-addr.arpa ip6.arpa`, i.e. the whole reverse
-    tree, so PTR answers for addresses outside the cluster (forwarded by its fall-through) are no
-    longer cached either; kubeadm cached every PTR answer.
-
-    Nothing is changed (the zone's answers stay uncached) unless: the zone lies in a kubernetes zone
-    other than the root, the block's single inline cache plugin's last `disable success` line (CoreDNS
-    uses the last) names that domain and stands on a line of its own, and no other zone on it still
-    holds the zone. The old line stays above the new one as a comment (REPLACED_PREFIX), so unpatch()
-    restores it byte for byte.
-    """
-    zones = _plugin_zones(kubernetes.args, block)
-    held = [z for z, _ in zones if not _is_reverse(z) and _within(zone, z)]
-    if not held:
-        return []
-    domain = max(held, key=_labels)
-    if domain == ".":
-        return []  # "disable success ." keeps every forwarded name uncached too: not ours to change
-    caches = [d for d in block.directives if d.name == "cache"]
-    if len(caches) != 1:
-        return []
-    successes = [c for c in caches[0].children or [] if c.name == "disable" and c.args[:1] == ["success"]]
-    if not successes:
-        return []
-    line = successes[-1]
-    written = line.args[1:]
-    if not any(_fqdn(z) == domain for z in written):
-        return []
-    start = line.line_start
-    end = _after_line(text, line.end)
-    indent = text[start : line.tokens[0].start]
-    if indent.strip() or line.tokens[-1].last_line != line.line or _tokens_in(text, line.end, end):
-        return []  # shares its line with other tokens
-    if any(start <= e_start <= end or e_start <= start < e_end for e_start, e_end, _ in other_edits):
-        return []
-    new: list[str] = []
-
-    def add(name: str) -> None:
-        if not any(_within(name, have) for have in new):
-            new.append(name)
-
-    for z in written:
-        if _fqdn(z) == domain:
-            add(f"svc.{z}")
-            add(f"pod.{z}")
-        else:
-            new.append(z)
-    for z, spelled in zones:
-        if _is_reverse(z):
-            add(spelled)
-    if any(_within(zone, z) for z in new):
-        return []  # still disabled for the zone by another name on the line: nothing to gain
-    eol = _eol_before(text, end)
-    content = text[start : end - len(eol)]
-    replacement = (
-        f"{indent}{REPLACED_PREFIX}{content[len(indent) :]}{eol}"
-        f"{indent}disable success {' '.join(new)} {OWNED_LINE}{eol}"
-    )
-    return [(start, end, replacement)]
 
 
 def _remove_regions(lines: list[tuple[str, str]], begin: str, end: str, what: str) -> list[list[str]]:

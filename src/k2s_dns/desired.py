@@ -36,8 +36,8 @@ class Desired:
     host_aliases: tuple[str, ...] = ()
     pre_stop_sleep: int = 5
     adopt_existing_etcd_block: bool = False
-    # Let answers for the zone be cached where kubeadm's cache stanza keeps the whole cluster domain
-    # uncached: success caching stays off only for what the kubernetes plugin answers (corefile.patch).
+    # A cache plugin in the zone's server block (corefile._zone_block_lines): answers for the record TTL,
+    # NXDOMAIN for a second.
     cache_zone: bool = True
     # NodeLocal DNSCache's ConfigMap in `namespace` (empty: not looked for). A zone outside the cluster
     # domain needs a forward to CoreDNS there, or node-local-dns sends it to the node's resolvers.

@@ -11,7 +11,7 @@ import time
 import uuid
 
 from tests.conftest import CHART
-from tests.notes import etcd_block, shell_commands, steps
+from tests.notes import shell_commands, steps, zone_block
 
 from .conftest import install
 from .helpers import (
@@ -215,15 +215,11 @@ def bash(script: str) -> None:
     assert result.returncode == 0, f"{script}\n{result.stdout}\n{result.stderr}"
 
 
-def edit_as_notes_say(text: str, block: list[str], zone: str) -> str:
-    """What a person does with step 2: the zone into the kubernetes plugin's fallthrough, the block after
-    that plugin's block (kubeadm's Corefile, as the test cluster has it)."""
-    fallthrough = "       fallthrough in-addr.arpa ip6.arpa\n"
-    assert text.count(fallthrough) == 1, text
-    text = text.replace(fallthrough, fallthrough.replace("ip6.arpa", f"ip6.arpa {zone}"))
-    start = text.index("    kubernetes ")
-    end = text.index("\n    }\n", start) + len("\n    }\n")
-    return text[:end] + "\n".join(block) + "\n" + text[end:]
+def edit_as_notes_say(text: str, block: list[str]) -> str:
+    """What a person does with step 2: the printed server block right before kubeadm's `.:53`, with that
+    block's prometheus line copied in (the test cluster's Corefile is kubeadm's)."""
+    assert text.count(".:53 {\n") == 1, text
+    return text.replace(".:53 {\n", "\n".join([block[0], "    prometheus :9153", *block[1:]]) + "\n.:53 {\n")
 
 
 def test_notes_without_the_patch_work_when_applied_by_hand(release, ingresses, resolver, service_probe):
@@ -241,7 +237,7 @@ def test_notes_without_the_patch_work_when_applied_by_hand(release, ingresses, r
         parts = steps(notes)
         bash(shell_commands(parts[1]))  # mounts and host alias, exactly as printed
         kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s")
-        set_corefile(edit_as_notes_say(saved_corefile, etcd_block(notes), "cluster.local"))
+        set_corefile(edit_as_notes_say(saved_corefile, zone_block(notes)))
         bash(shell_commands(parts[3]))  # the restart
         kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s")
         wait_for(resolves_to(resolver, name, {"192.0.2.51"}), 120, "name by the NOTES' instructions", diagnostics)

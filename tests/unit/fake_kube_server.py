@@ -41,6 +41,10 @@ RESOURCES: dict[str, list[tuple[str, str, bool]]] = {
     "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget", True)],
     "coordination.k8s.io/v1": [("leases", "Lease", True)],
     "apiextensions.k8s.io/v1": [("customresourcedefinitions", "CustomResourceDefinition", False)],
+    "admissionregistration.k8s.io/v1": [
+        ("validatingadmissionpolicies", "ValidatingAdmissionPolicy", False),
+        ("validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding", False),
+    ],
 }
 PATH = re.compile(r"^/(?:api/v1|apis/(?P<group>[^/]+)/(?P<version>[^/]+))(?:/namespaces/(?P<ns>[^/]+))?/(?P<rest>.+)$")
 

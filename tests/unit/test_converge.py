@@ -12,6 +12,8 @@ from k2s_dns import converge, corefile, deployment, kube
 from k2s_dns.desired import Desired
 from tests.unit.fake_api import CA, CM, COREFILE, DEPLOY, DESIRED, FakeApi, b64
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def desired(api: FakeApi) -> Desired:
     return Desired.from_configmap(api.get(DESIRED))
@@ -92,18 +94,31 @@ def test_zone_change_moves_the_block_and_the_fallthrough(api: FakeApi):
     assert api.corefile() == COREFILE
 
 
-def test_cache_switch_rewrites_the_cache_stanza_and_restarts(api: FakeApi):
-    replaced = "# k2s-dns: replaced: disable success cluster.local\n"
+def test_cache_switch_rewrites_the_zone_block_and_restarts(api: FakeApi):
+    cache = "    cache 30 {\n        denial 9984 1 1\n    }\n"
     converge_fully(api)
-    assert replaced in api.corefile() and "disable success svc.cluster.local pod.cluster.local" in api.corefile()
+    assert cache in api.corefile()
     api.set_desired(cacheZone=False)
     steps = converge_fully(api)
     assert [s.action for s in steps] == [converge.UPDATE_CONFIGMAP, converge.UPDATE_DEPLOYMENT, converge.CONVERGED]
-    cache = "    cache 30 {\n       disable success cluster.local\n       disable denial cluster.local\n    }\n"
-    assert cache in api.corefile() and "k2s-dns: replaced" not in api.corefile()
+    assert cache not in api.corefile() and "etcd cluster.local {" in api.corefile()
     api.set_desired(cacheZone=True)
     converge_fully(api)
-    assert replaced in api.corefile()
+    assert cache in api.corefile()
+    converge_fully(api, remove=True)
+    assert api.corefile() == COREFILE
+
+
+def test_an_upgrade_replaces_the_fall_through_patch_of_earlier_releases(api: FakeApi):
+    """A Corefile patched by an earlier release (etcd next to the kubernetes plugin, its fall-through, the
+    narrowed cache line) gets the zone's own server block instead, and uninstall restores the original."""
+    old = (REPO / "tests/unit/corefiles-fallthrough-patch/kubeadm-1.34.Corefile").read_text()
+    assert (REPO / "tests/unit/corefiles/kubeadm-1.34.Corefile").read_text() == COREFILE
+    api.objects[CM]["data"]["Corefile"] = old
+    converge_fully(api)
+    text = api.corefile()
+    assert "# k2s-dns: +" not in text and "k2s-dns: replaced" not in text
+    assert text.startswith("# BEGIN k2s-dns etcd block") and text.count("etcd cluster.local {") == 1
     converge_fully(api, remove=True)
     assert api.corefile() == COREFILE
 

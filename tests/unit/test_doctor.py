@@ -682,10 +682,7 @@ def test_managed_block_missing_with_the_controller_scaled_to_zero():
     set_corefile(state, corefile.unpatch(patched_corefile()))
     r = failure(state)
     assert r.hop == "coredns"
-    assert r.detail == (
-        "no k2s-dns etcd block in the server block '.:53' (line 1) that serves cluster.local: names from etcd get "
-        "NXDOMAIN"
-    )
+    assert r.detail == "no k2s-dns server block for cluster.local in the Corefile: names from etcd get NXDOMAIN"
     assert (
         r.fix
         == "kubectl -n k2s-dns scale deployment/k2s-dns-controller --replicas=1   # it puts it back within seconds"
@@ -736,7 +733,7 @@ def test_markers_without_an_etcd_block():
     state = healthy()
     set_corefile(state, patched_corefile().replace("etcd cluster.local {", "etcdx cluster.local {"))
     r = failure(state)
-    assert r.detail == "the k2s-dns markers in '.:53' (line 1) hold no etcd block for cluster.local"
+    assert r.detail == "the k2s-dns server block 'cluster.local:53' (line 2) holds no etcd plugin for cluster.local"
     assert r.fix == HEAL
 
 
@@ -748,15 +745,12 @@ def test_etcd_block_reading_another_prefix():
     assert r.fix == HEAL
 
 
-def test_kubernetes_plugin_without_the_fall_through():
+def test_managed_block_for_another_zone():
     state = healthy()
-    text = patched_corefile()
-    lines = [line for line in text.splitlines(keepends=True) if "fallthrough in-addr.arpa" not in line]
-    set_corefile(state, "".join(lines))
+    set_corefile(state, patched_corefile().replace("cluster.local:53 {", "apps.cluster.local:53 {"))
     r = failure(state)
     assert r.detail == (
-        "the kubernetes plugin in '.:53' (line 1) answers cluster.local and does not fall through for it: names from "
-        "etcd get NXDOMAIN"
+        "the k2s-dns server block 'apps.cluster.local:53' (line 2) is not for cluster.local, the release's zone"
     )
     assert r.fix == HEAL
 

@@ -16,11 +16,12 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from k2s_dns import corefile
 from tests.conftest import CHART
 from tests.notes import etcd_block as printed_block
 from tests.notes import shell_commands, steps
 
-from .conftest import find
+from .conftest import KUBE_VERSION, find
 from .fake_kube_server import serve
 
 RELEASE, NAMESPACE = "k2s-dns", "k2s-dns"
@@ -72,12 +73,12 @@ class Helm:
 
     def template(self, objects: list[dict], values: dict | None = None) -> list[dict]:
         """`helm template --dry-run=server`: lookup answered by the fake API server."""
-        result = self.run(objects, values or {}, "template", "--dry-run=server")
+        result = self.run(objects, values or {}, "template", "--dry-run=server", "--kube-version", KUBE_VERSION)
         assert result.returncode == 0, result.stderr
         return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
     def template_error(self, objects: list[dict], values: dict | None = None) -> str:
-        result = self.run(objects, values or {}, "template", "--dry-run=server")
+        result = self.run(objects, values or {}, "template", "--dry-run=server", "--kube-version", KUBE_VERSION)
         assert result.returncode != 0, "rendered although it must be refused"
         return result.stderr
 
@@ -88,7 +89,8 @@ class Helm:
         return result.stderr
 
     def notes(self, values: dict) -> str:
-        result = self.run([], values, "install", "--dry-run=client", "--disable-openapi-validation")
+        # Server-side: the fake API server says which Kubernetes it is (the chart's kubeVersion needs >= 1.30).
+        result = self.run([], values, "install", "--dry-run=server", "--disable-openapi-validation")
         assert result.returncode == 0, result.stderr
         return result.stdout.split("NOTES:\n", 1)[1]
 
@@ -284,7 +286,9 @@ def test_notes_without_patch_print_a_block_that_works_with_tls(helm, tmp_path, c
         "tls /etc/k2s-dns/etcd-client/tls.crt /etc/k2s-dns/etcd-client/tls.key /etc/k2s-dns/etcd-ca/ca.crt",
         "}",
     ]
-    assert "fallthrough in-addr.arpa ip6.arpa cluster.local" in notes
+    assert "fallthrough" not in notes
+    # The view the patcher writes: the kubernetes plugin's names stay with the cluster's own block.
+    assert f"expr not (name() matches '{corefile._owned_names_regex(['cluster.local.'])}')" in notes
     # In order (the e2e suite follows them step by step): mounts and host alias, Corefile, restart.
     parts = steps(notes)
     assert sorted(parts) == [1, 2, 3]
@@ -329,7 +333,8 @@ def test_notes_without_patch_for_external_https_and_http(helm):
         "tls /etc/k2s-dns/etcd-client/tls.crt /etc/k2s-dns/etcd-client/tls.key /etc/k2s-dns/etcd-ca/ca.crt",
     ]
     assert "hostAliases" not in notes and "volumes: [" in notes
-    assert "fallthrough" not in notes, "a zone outside the cluster domain needs no fall-through"
+    assert "fallthrough" not in notes
+    assert "            expr true" in notes, "a zone outside the cluster domain shares no names with kubernetes"
     plain = {"mode": "external", "external": {"endpoints": ["http://10.0.0.5:2379"]}}
     notes = helm.notes({**NO_PATCH, "etcd": plain})
     assert etcd_block(notes)[2:] == ["endpoint http://10.0.0.5:2379", "}"]

@@ -544,3 +544,66 @@ volumes:
 nodeSelector:
   {{- toYaml (merge (dict) (.nodeSelector | default dict) (dict "kubernetes.io/os" "linux")) | nindent 2 }}
 {{- end }}
+
+{{/*
+The view of the zone's server block (src/k2s_dns/corefile.py, _zone_block_lines): where the zone and the
+cluster domain share names, every name the kubernetes plugin answers stays with the cluster's own block.
+*/}}
+{{- define "k2s-dns.coredns.viewExpr" -}}
+{{- $zone := trimSuffix "." .Values.zone | lower -}}
+{{- $domain := trimSuffix "." .Values.clusterDomain | lower -}}
+{{- if or (eq $zone $domain) (hasSuffix (printf ".%s" $domain) $zone) (hasSuffix (printf ".%s" $zone) $domain) -}}
+not (name() matches '(?i)^(((.+[.])?(svc|pod)[.]|ns[.]dns[.]|dns-version[.])?{{ $domain | replace "." "[.]" }}[.])$')
+{{- else -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/* "true" when zone and the cluster domain share names (one lies in the other): only then may a published
+name shadow what pods look up through their search list, so only then does the publication policy apply. */}}
+{{- define "k2s-dns.zoneInClusterDomain" -}}
+{{- $zone := trimSuffix "." .Values.zone | lower -}}
+{{- $domain := trimSuffix "." .Values.clusterDomain | lower -}}
+{{- or (eq $zone $domain) (hasSuffix (printf ".%s" $domain) $zone) (hasSuffix (printf ".%s" $zone) $domain) -}}
+{{- end }}
+
+{{/*
+CEL: is host `h` (lower case, no trailing dot) one the object's namespace may publish? The rule (README "Who
+may publish which name"), the same as k2s_dns.policy.refusal: outside the cluster domain, yes; inside it never
+what the kubernetes plugin answers; otherwise under `<namespace>.<domain>`, or anywhere for a trusted namespace.
+*/}}
+{{- define "k2s-dns.policy.allowed" -}}
+{{- $d := trimSuffix "." .Values.clusterDomain | lower -}}
+(!(h == '{{ $d }}' || h.endsWith('.{{ $d }}')) || (!(h == '{{ $d }}' || h == 'svc.{{ $d }}' || h.endsWith('.svc.{{ $d }}') || h == 'pod.{{ $d }}' || h.endsWith('.pod.{{ $d }}') || h == 'ns.dns.{{ $d }}' || h == 'dns-version.{{ $d }}') && (variables.trusted || h.endsWith('.' + request.namespace + '.{{ $d }}'))))
+{{- end }}
+
+{{/* The source kinds the policy covers (YAML list of {kind, group, version, resource, hosts}): one per enabled
+ExternalDNS source, with the CEL list of the host names ExternalDNS reads from such an object. */}}
+{{- define "k2s-dns.policy.kinds" -}}
+{{- $annotations := list .Values.externalDNS.annotationPrefix }}
+{{- if and .Values.externalDNS.legacyAnnotationPrefix (ne .Values.externalDNS.annotationPrefix "external-dns.alpha.kubernetes.io/") }}
+{{- $annotations = append $annotations "external-dns.alpha.kubernetes.io/" }}
+{{- end }}
+{{- $fromAnnotations := list }}
+{{- range $annotations }}
+{{- $key := printf "%shostname" . }}
+{{- $fromAnnotations = append $fromAnnotations (printf "(has(object.metadata.annotations) && '%s' in object.metadata.annotations ? object.metadata.annotations['%s'].split(',') : [])" $key $key) }}
+{{- end }}
+{{- $annotated := join " + " $fromAnnotations }}
+{{- $routes := "(has(object.spec.hostnames) ? object.spec.hostnames : [])" }}
+{{- range .Values.externalDNS.sources }}
+{{- if eq . "ingress" }}
+- {kind: Ingress, group: networking.k8s.io, version: v1, resource: ingresses, hosts: {{ printf "(has(object.spec.rules) ? object.spec.rules.map(r, has(r.host) ? r.host : '') : []) + (has(object.spec.tls) ? object.spec.tls.map(t, has(t.hosts) ? t.hosts.join(',') : '').join(',').split(',') : []) + %s" $annotated | quote }}}
+{{- else if eq . "service" }}
+- {kind: Service, group: "", version: v1, resource: services, hosts: {{ $annotated | quote }}}
+{{- else if eq . "gateway-httproute" }}
+- {kind: HTTPRoute, group: gateway.networking.k8s.io, version: "*", resource: httproutes, hosts: {{ printf "%s + %s" $routes $annotated | quote }}}
+{{- else if eq . "gateway-grpcroute" }}
+- {kind: GRPCRoute, group: gateway.networking.k8s.io, version: "*", resource: grpcroutes, hosts: {{ printf "%s + %s" $routes $annotated | quote }}}
+{{- else if eq . "gateway-tlsroute" }}
+- {kind: TLSRoute, group: gateway.networking.k8s.io, version: "*", resource: tlsroutes, hosts: {{ printf "%s + %s" $routes $annotated | quote }}}
+{{- else if eq . "crd" }}
+- {kind: DNSEndpoint, group: externaldns.k8s.io, version: "*", resource: dnsendpoints, hosts: "has(object.spec.endpoints) ? object.spec.endpoints.map(e, has(e.dnsName) ? e.dnsName : '') : []"}
+{{- end }}
+{{- end }}
+{{- end }}

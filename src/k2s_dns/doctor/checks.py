@@ -1220,7 +1220,7 @@ def _coredns_container(deploy: dict, name: str) -> dict:
 
 
 def check_coredns(names: Names, facts: dict) -> Result:
-    """The managed etcd block in the serving server block, the fall-through, the Deployment's mounts and
+    """The managed server block for the zone and its etcd plugin, the Deployment's mounts and
     host alias, the pods, a path to etcd through NetworkPolicies, and etcd errors in CoreDNS's logs.
 
     facts: desired (desired.json dict), mode, corefile (text or None), deployment, pods, logs {pod: text},
@@ -1242,32 +1242,23 @@ def check_coredns(names: Names, facts: dict) -> Result:
             f"kubectl -n {desired.namespace} get configmap {desired.configmap} -o yaml",
         )
     try:
-        blocks = corefile.parse(text)
-        block = (
-            corefile.find_server_block(blocks, desired.server_block)
-            if desired.server_block
-            else corefile.find_serving_block(blocks, zone)
-        )
+        block = corefile.managed_block(text)
     except corefile.CorefileError as err:
         return Result(
             hop, FAIL, f"the Corefile: {err}", f"kubectl -n {desired.namespace} edit configmap {desired.configmap}"
         )
-    segment = text[block.open_brace : block.close_brace]
-    label = f"'{block.label}' (line {block.line})"
-    if corefile.BEGIN_PREFIX not in segment:
-        elsewhere = " (there is one in another server block)" if corefile.BEGIN_PREFIX in text else ""
+    if block is None:
         return Result(
-            hop,
-            FAIL,
-            f"no k2s-dns etcd block in the server block {label} that serves {zone}{elsewhere}: "
-            "names from etcd get NXDOMAIN",
-            heal,
+            hop, FAIL, f"no k2s-dns server block for {zone} in the Corefile: names from etcd get NXDOMAIN", heal
         )
+    label = f"'{block.label}' (line {block.line})"
+    if not any(fqdn(z) == zone for a in corefile.addresses(block) for z in a.zones):
+        return Result(hop, FAIL, f"the k2s-dns server block {label} is not for {zone}, the release's zone", heal)
     etcd = next(
         (d for d in block.directives if d.name == "etcd" and any(within(zone, a) for a in d.args or ["."])), None
     )
     if etcd is None:
-        return Result(hop, FAIL, f"the k2s-dns markers in {label} hold no etcd block for {zone}", heal)
+        return Result(hop, FAIL, f"the k2s-dns server block {label} holds no etcd plugin for {zone}", heal)
     children = {c.name: c.args for c in etcd.children or []}
     if children.get("path", [""])[0].rstrip("/") != desired.path.rstrip("/"):
         return Result(
@@ -1276,19 +1267,6 @@ def check_coredns(names: Names, facts: dict) -> Result:
             f"the etcd block reads path {children.get('path', ['(none)'])[0]}, the release writes under {desired.path}",
             heal,
         )
-    kube = next((d for d in block.directives if d.name == "kubernetes"), None)
-    if kube is not None:
-        kube_zones = kube.args or [z for a in corefile.addresses(block) for z in a.zones]
-        if any(within(zone, z) for z in kube_zones):
-            fall = next((c for c in kube.children or [] if c.name == "fallthrough"), None)
-            if fall is None or (fall.args and not any(within(zone, z) for z in fall.args)):
-                return Result(
-                    hop,
-                    FAIL,
-                    f"the kubernetes plugin in {label} answers {zone} and does not fall through for it: "
-                    "names from etcd get NXDOMAIN",
-                    heal,
-                )
     deploy = facts.get("deployment")
     if deploy is None:
         return Result(
@@ -1373,7 +1351,7 @@ def check_coredns(names: Names, facts: dict) -> Result:
             {"errors": len(recent)},
         )
     detail = (
-        f"etcd block in {label}, fall-through for {zone}, "
+        f"server block {label} answers {zone} from etcd, "
         + ("certificate mounts present, " if desired.tls else "")
         + f"{ready}/{want} pods ready, no plugin/etcd errors"
     )

@@ -1,0 +1,40 @@
+"""Who may publish which name: the publication policy as a pure function.
+
+The chart enforces the same rule at admission (templates/publication-policy.yaml, in CEL); doctor and the
+controller use this one to say why a host is refused. Keep the two in step (tests/unit/test_policy.py checks
+them against each other through the rendered policy).
+
+Inside the cluster domain a pod's search list (`<ns>.svc.<domain> svc.<domain> <domain>`, ndots 5) tries
+every short name with the domain appended before the name itself, so a name published there can stand in
+for a name other pods look up. Kubernetes lets only whoever creates namespaces shape that part of the
+domain; the rule keeps it so:
+- never published: what the kubernetes plugin answers (the apex, everything under `svc.` and `pod.`,
+  `ns.dns.` and `dns-version.`);
+- otherwise only under `<namespace>.<domain>` of the object's own namespace, unless the namespace is trusted.
+Outside the cluster domain the zone's owner decides: every namespace may publish there.
+"""
+
+from __future__ import annotations
+
+KUBERNETES_LABELS = ("svc", "pod")
+KUBERNETES_NAMES = ("", "ns.dns", "dns-version")
+
+
+def normal(host: str) -> str:
+    return host.strip().lower().rstrip(".")
+
+
+def refusal(host: str, namespace: str, cluster_domain: str, trusted: bool = False) -> str | None:
+    """Why `namespace` may not publish `host` (None: it may)."""
+    h, domain = normal(host), normal(cluster_domain)
+    if h != domain and not h.endswith("." + domain):
+        return None
+    inner = h[: -len(domain) - 1] if h != domain else ""
+    if inner in KUBERNETES_NAMES or any(inner == k or inner.endswith("." + k) for k in KUBERNETES_LABELS):
+        return f"{h} is a name the kubernetes plugin answers (Service, Pod and DNS names of {domain}): never published"
+    if trusted or inner.endswith("." + namespace):
+        return None
+    return (
+        f"inside the cluster domain {domain}, namespace {namespace} may publish only names under "
+        f"{namespace}.{domain} (e.g. app.{namespace}.{domain}); {h} is not one"
+    )

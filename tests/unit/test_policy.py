@@ -1,0 +1,63 @@
+"""The publication policy (k2s_dns.policy) and its twin in CEL, the chart's ValidatingAdmissionPolicy."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from k2s_dns.policy import refusal
+
+D = "cluster.local"
+
+
+@pytest.mark.parametrize(
+    ("host", "namespace", "trusted", "allowed"),
+    [
+        ("web.tenant.cluster.local", "tenant", False, True),
+        ("a.b.web.tenant.cluster.local", "tenant", False, True),
+        ("Web.Tenant.Cluster.Local.", "tenant", False, True),
+        ("*.tenant.cluster.local", "tenant", False, True),
+        ("tenant.cluster.local", "tenant", False, False),  # the namespace's own label: a pod's `tenant` lookup
+        ("github.com.cluster.local", "tenant", False, False),  # a pod's `github.com` lookup
+        ("db.prod.victim.svc.cluster.local", "tenant", False, False),
+        ("db.prod.victim.svc.cluster.local", "tenant", True, False),
+        ("x.pod.cluster.local", "pod", False, False),
+        ("wpad.cluster.local", "tenant", False, False),
+        ("wpad.cluster.local", "k2s", True, True),
+        ("k2s.cluster.local", "dashboard", True, True),
+        ("cluster.local", "tenant", True, False),
+        ("ns.dns.cluster.local", "dns", True, False),
+        ("dns-version.cluster.local", "x", True, False),
+        ("x.ns.dns.cluster.local", "dns", False, True),
+        ("app.tenant.example.test", "other", False, True),  # outside the cluster domain: the zone owner's
+        ("xcluster.local", "tenant", False, True),
+    ],
+)
+def test_rule(host, namespace, trusted, allowed):
+    assert (refusal(host, namespace, D, trusted) is None) is allowed
+
+
+def test_refusals_say_what_to_use():
+    assert refusal("github.com.cluster.local", "tenant", D) == (
+        "inside the cluster domain cluster.local, namespace tenant may publish only names under "
+        "tenant.cluster.local (e.g. app.tenant.cluster.local); github.com.cluster.local is not one"
+    )
+    assert "never published" in refusal("db.prod.svc.cluster.local", "prod", D)
+
+
+LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+
+
+@given(st.lists(LABEL, min_size=1, max_size=4), LABEL)
+def test_anything_under_the_own_namespace_is_allowed_unless_kubernetes_answers_it(labels, namespace):
+    host = ".".join([*labels, namespace, D])
+    blocked = namespace in ("svc", "pod") or (namespace == "dns" and labels == ["ns"])
+    assert (refusal(host, namespace, D) is None) is not blocked
+
+
+@given(st.lists(LABEL, min_size=0, max_size=4), LABEL)
+def test_a_pod_search_list_candidate_of_another_namespace_is_never_allowed(labels, namespace):
+    # `<name>.<ns>.svc.<domain>` and `<name>.svc.<domain>`: the first two candidates of every lookup.
+    for host in (".".join([*labels, namespace, "svc", D]), ".".join([*labels, "svc", D])):
+        assert refusal(host, "tenant", D, trusted=True) is not None
