@@ -16,7 +16,17 @@ import uuid
 from collections.abc import Callable
 
 from kubernetes import client, config
-from tests.e2e.helpers import NAMESPACE, RELEASE, ZONE, Resolver, current_corefile, etcdctl, kubectl, kubectl_json
+from tests.e2e.helpers import (
+    NAMESPACE,
+    RELEASE,
+    ZONE,
+    Resolver,
+    create_namespace,
+    current_corefile,
+    etcdctl,
+    kubectl,
+    kubectl_json,
+)
 
 from bench.report import ROW_ETCD_CACHED, ROW_ETCD_UNCACHED, ROW_SERVICE
 from k2s_dns import corefile
@@ -228,7 +238,7 @@ def footprint(parts: dict[str, tuple[str, str]] | None = None) -> dict[str, dict
 def configuration(resolver: Resolver, scale: dict, footprint_points: bool) -> dict:
     api = networking()
     ns = f"bench-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", ns)
+    create_namespace(ns)
     try:
         result: dict = {}
         if footprint_points:
@@ -293,7 +303,7 @@ def throughput(resolver: Resolver, seconds: int, set_cache_zone: Callable[[bool]
         return {"skipped": "dnsperf not installed or no UDP path to CoreDNS"}
     api = networking()
     ns = f"bench-{uuid.uuid4().hex[:6]}"
-    kubectl("create", "namespace", ns)
+    create_namespace(ns)
     name = "perf.cluster.local"
     try:
         api.create_namespaced_ingress(ns, ingress("perf", name))
@@ -387,7 +397,7 @@ def _published(resolver: Resolver, name: str, ip: str) -> tuple[str, Callable[[]
     and the check that the name answers `ip`."""
     api = networking()
     ns = f"bench-{name}-{uuid.uuid4().hex[:5]}"
-    kubectl("create", "namespace", ns)
+    create_namespace(ns)
     host = f"{name}.{ZONE}"
     api.create_namespaced_ingress(ns, ingress(name, host))
     set_address(api, ns, name, ip)

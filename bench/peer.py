@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.e2e.helpers import ZONE, Resolver, kubectl
+from tests.e2e.helpers import ZONE, Resolver, create_namespace, kubectl
 
 from bench import measure
 
@@ -217,7 +217,7 @@ def run(scale: dict) -> dict:
         resolver, path = connect()
         print(f"   asking k8s_gateway through {path}; waiting for its informers (NXDOMAIN, at most 120 s)", flush=True)
         measure._wait(lambda: resolver.query(f"probe.{ZONE}").rcode == "NXDOMAIN", 120, "k8s_gateway synced", 0.5)
-        kubectl("create", "namespace", ns)
+        create_namespace(ns)
         result: dict = {"name": "k8s_gateway", "version": version(), "path": path, "replicas": 1}
         result["footprint"] = {"0": measure.footprint({"k8s_gateway": (NAME, NAME)})}
         fresh = measure.create_latency(

@@ -21,6 +21,7 @@ from .helpers import (
     Resolver,
     ServiceProbe,
     cluster_dns,
+    create_namespace,
     helm,
     kubectl,
     kubectl_json,
@@ -154,7 +155,7 @@ def pod_lookup(name: str) -> set[str]:
 def namespace(request: pytest.FixtureRequest, release: str) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (its Ingresses with it)."""
     name = f"e2e-{request.node.name.removeprefix('test_')[:30].replace('_', '-')}-{uuid.uuid4().hex[:5]}".lower()
-    kubectl("create", "namespace", name)
+    create_namespace(name)
     yield name
     kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false")
 

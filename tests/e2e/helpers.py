@@ -33,6 +33,18 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
     return result.stdout
 
 
+# The chart's default namespace label for trusted publishers (values.yaml publicationPolicy.trustedNamespaceLabel).
+TRUSTED_LABEL = "k2s-dns.io/trusted-publisher"
+
+
+def create_namespace(name: str, trusted: bool = True) -> None:
+    """A namespace for test objects. Trusted: it may publish any name of the cluster domain (most tests use
+    `<host>.cluster.local` hosts, as K2s's addons do); the publication policy tests use untrusted ones."""
+    kubectl("create", "namespace", name)
+    if trusted:
+        kubectl("label", "namespace", name, f"{TRUSTED_LABEL}=true")
+
+
 def kubectl_json(*args: str) -> Any:
     return json.loads(kubectl(*args, "-o", "json"))
 

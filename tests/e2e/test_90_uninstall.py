@@ -12,6 +12,7 @@ from .conftest import coredns_state, install
 from .helpers import (
     NAMESPACE,
     RELEASE,
+    create_namespace,
     current_corefile,
     diagnostics,
     helm,
@@ -62,7 +63,7 @@ def test_uninstall_restores_coredns_and_reinstall_works(release, coredns_before,
     assert service_probe.failures_since(0) == [], "Service names failed at some point of the session"
 
     install()
-    kubectl("create", "namespace", "e2e-reinstall")
+    create_namespace("e2e-reinstall")
     try:
         ingress = {
             "apiVersion": "networking.k8s.io/v1",

@@ -109,11 +109,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, self.objects[path])
             return
         match = PATH.match(path)
-        if match and "/" not in match["rest"]:  # a collection: nothing of it exists here
+        if match and "/" not in match["rest"]:  # a collection: the objects of it (in one or all namespaces)
             gv = "v1" if match["group"] is None else f"{match['group']}/{match['version']}"
             kind = next((k for r, k, _ in RESOURCES.get(gv, []) if r == match["rest"]), "")
+            items = []
+            for obj_path, obj in self.objects.items():
+                m = PATH.match(obj_path)
+                same = m and (m["group"], m["version"]) == (match["group"], match["version"])
+                if same and m["rest"].startswith(match["rest"] + "/") and match["ns"] in (None, m["ns"]):
+                    items.append(obj)
             self._send(
-                200, {"kind": f"{kind}List", "apiVersion": gv, "metadata": {"resourceVersion": "1"}, "items": []}
+                200, {"kind": f"{kind}List", "apiVersion": gv, "metadata": {"resourceVersion": "1"}, "items": items}
             )
             return
         self._not_found()

@@ -349,3 +349,74 @@ def test_notes_without_patch_in_cluster_mode_say_where_the_endpoints_are(helm):
 
 def test_notes_with_patch_print_no_block(helm):
     assert "etcd cluster.local {" not in helm.notes({})
+
+
+# --- objects admitted before the publication policy ----------------------------------------------------------
+
+
+def ingress(namespace: str, name: str, hosts: list[str], annotations: dict | None = None) -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"namespace": namespace, "name": name, "annotations": annotations or {}},
+        "spec": {"rules": [{"host": h} for h in hosts]},
+    }
+
+
+def namespace_object(name: str, labels: dict | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
+
+
+HIJACKS = [
+    ingress("tenant", "evil", ["github.com.cluster.local", "web.tenant.cluster.local"]),
+    ingress("tenant", "proxy", [], {"external-dns.alpha.kubernetes.io/hostname": "wpad.cluster.local."}),
+    # Never answered from etcd (CoreDNS's view), so no reason to stop.
+    ingress("tenant", "svc", ["db.prod.victim.svc.cluster.local"]),
+    ingress("tenant", "fine", ["app.tenant.cluster.local", "app.example.test"]),
+    ingress("addons", "k2s", ["k2s.cluster.local"]),
+    ingress("labelled", "any", ["anything.cluster.local"]),
+    namespace_object("tenant"),
+    namespace_object("addons"),
+    namespace_object("labelled", {"k2s-dns.io/trusted-publisher": "true"}),
+]
+
+
+def test_install_stops_at_objects_that_break_the_policy_naming_each(helm):
+    message = helm.template_error(HIJACKS, {"publicationPolicy": {"trustedNamespaces": ["addons"]}})
+    assert (
+        "were admitted before the policy, so CoreDNS would answer them for other pods' search lists: "
+        "Ingress tenant/evil: github.com.cluster.local; Ingress tenant/proxy: wpad.cluster.local. "
+    ) in message
+    assert "publicationPolicy.allowExistingViolations=true" in message
+
+
+def test_the_same_rule_as_the_policy_module(helm):
+    """The template's rule and k2s_dns.policy agree on every host above."""
+    from k2s_dns.policy import refusal
+
+    trusted = {"addons", "labelled", NAMESPACE}
+    expected = set()
+    for obj in HIJACKS:
+        if obj["kind"] != "Ingress":
+            continue
+        ns = obj["metadata"]["namespace"]
+        hosts = [r["host"] for r in obj["spec"]["rules"]] + [
+            h for v in obj["metadata"]["annotations"].values() for h in v.split(",")
+        ]
+        for host in hosts:
+            why = refusal(host, ns, "cluster.local", ns in trusted)
+            if why and "never published" not in why:
+                expected.add(f"Ingress {ns}/{obj['metadata']['name']}: {host.rstrip('.')}")
+    message = helm.template_error(HIJACKS, {"publicationPolicy": {"trustedNamespaces": ["addons"]}})
+    named = set(message.split("search lists: ", 1)[1].split(". Change", 1)[0].split("; "))
+    assert named == expected
+
+
+def test_install_goes_on_when_told_or_without_violations(helm):
+    helm.template(HIJACKS, {"publicationPolicy": {"trustedNamespaces": ["addons"], "allowExistingViolations": True}})
+    helm.template(
+        [o for o in HIJACKS if o["metadata"]["name"] not in ("evil", "proxy")],
+        {"publicationPolicy": {"trustedNamespaces": ["addons"]}},
+    )
+    # A zone outside the cluster domain shadows nothing: nothing to check.
+    helm.template(HIJACKS, {"zone": "apps.example"})

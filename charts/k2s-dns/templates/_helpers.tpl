@@ -607,3 +607,62 @@ ExternalDNS source, with the CEL list of the host names ExternalDNS reads from s
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Objects admitted before the publication policy that break it (k2s_dns.policy, the admission policy's rule):
+CoreDNS would answer their names. `helm install`/`helm upgrade` stop and name them unless
+publicationPolicy.allowExistingViolations. Ingresses and Services (hostname annotation) are looked up; lookup
+finds nothing in `helm template`. Names under svc./pod. are left out: CoreDNS never answers them from etcd.
+*/}}
+{{- define "k2s-dns.policy.refuseExisting" -}}
+{{- $p := .Values.publicationPolicy }}
+{{- if and $p.enabled (not $p.allowExistingViolations) (eq (include "k2s-dns.zoneInClusterDomain" .) "true") }}
+{{- $d := trimSuffix "." .Values.clusterDomain | lower }}
+{{- $keys := list (printf "%shostname" .Values.externalDNS.annotationPrefix) }}
+{{- if .Values.externalDNS.legacyAnnotationPrefix }}{{ $keys = append $keys "external-dns.alpha.kubernetes.io/hostname" }}{{ end }}
+{{- $objects := list }}
+{{- if has "ingress" .Values.externalDNS.sources }}
+{{- range (lookup "networking.k8s.io/v1" "Ingress" "" "").items }}
+{{- $hosts := list }}
+{{- range .spec.rules }}{{ with .host }}{{ $hosts = append $hosts . }}{{ end }}{{ end }}
+{{- range .spec.tls }}{{ range .hosts }}{{ $hosts = append $hosts . }}{{ end }}{{ end }}
+{{- $objects = append $objects (dict "kind" "Ingress" "obj" . "hosts" $hosts) }}
+{{- end }}
+{{- end }}
+{{- if has "service" .Values.externalDNS.sources }}
+{{- range (lookup "v1" "Service" "" "").items }}
+{{- $objects = append $objects (dict "kind" "Service" "obj" . "hosts" list) }}
+{{- end }}
+{{- end }}
+{{- $found := list }}
+{{- $trust := dict }}
+{{- range $objects }}
+{{- $o := . }}
+{{- $ns := .obj.metadata.namespace }}
+{{- $hosts := .hosts }}
+{{- $annotations := .obj.metadata.annotations | default dict }}
+{{- range $keys }}{{ with get $annotations . }}{{ $hosts = concat $hosts (splitList "," .) }}{{ end }}{{ end }}
+{{- if not (hasKey $trust $ns) }}
+{{- $trusted := or (eq $ns $.Release.Namespace) (has $ns $p.trustedNamespaces) }}
+{{- if and (not $trusted) $p.trustedNamespaceLabel }}
+{{- $labels := (lookup "v1" "Namespace" "" $ns).metadata | default dict }}
+{{- $trusted = eq (get ($labels.labels | default dict) $p.trustedNamespaceLabel) "true" }}
+{{- end }}
+{{- $_ := set $trust $ns $trusted }}
+{{- end }}
+{{- if not (get $trust $ns) }}
+{{- range $hosts }}
+{{- $h := trim . | lower | trimSuffix "." }}
+{{- $inner := trimSuffix (printf ".%s" $d) $h }}
+{{- $kube := or (eq $h $d) (eq $inner "svc") (hasSuffix ".svc" $inner) (eq $inner "pod") (hasSuffix ".pod" $inner) (eq $inner "ns.dns") (eq $inner "dns-version") }}
+{{- if and (hasSuffix (printf ".%s" $d) $h) (not $kube) (not (hasSuffix (printf ".%s" $ns) $inner)) }}
+{{- $found = append $found (printf "%s %s/%s: %s" $o.kind $ns $o.obj.metadata.name $h) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $found }}
+{{- fail (printf "publicationPolicy: these objects publish names outside their namespace's part of the cluster domain %s (a namespace publishes only under <namespace>.%s), and were admitted before the policy, so CoreDNS would answer them for other pods' search lists: %s. Change their hosts, trust their namespaces (publicationPolicy.trustedNamespaces, or label the namespace %s=true), or install anyway with publicationPolicy.allowExistingViolations=true (README \"Who may publish which name\")." $d $d (join "; " $found) $p.trustedNamespaceLabel) }}
+{{- end }}
+{{- end }}
+{{- end }}
