@@ -340,7 +340,14 @@ class Watch:
             time.sleep(0.1)
 
 
-def sleeper_pod(name: str, namespace: str, image: str, labels: dict | None = None, node: str | None = None) -> dict:
+def sleeper_pod(
+    name: str,
+    namespace: str,
+    image: str,
+    labels: dict | None = None,
+    node: str | None = None,
+    command: tuple[str, ...] = ("sleep", "infinity"),
+) -> dict:
     """A pod that only sleeps (the chart's image: Python, the doctor's DNS client, glibc's resolver),
     restricted Pod Security, to run probes in with `kubectl exec`; pinned to `node` when given."""
     spec: dict = {
@@ -351,7 +358,7 @@ def sleeper_pod(name: str, namespace: str, image: str, labels: dict | None = Non
                 "name": "probe",
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["sleep", "infinity"],
+                "command": list(command),
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,
