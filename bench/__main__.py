@@ -106,15 +106,22 @@ def main() -> int:
                 results["configs"][name] = measure.configuration(
                     resolver, scale, footprint_points=name == "chart defaults"
                 )
+        before: dict = {}
+        if "throughput" in sections:
+            # The baseline of the same run: CoreDNS as kubeadm left it, no k2s-dns.
+            print("== DNS throughput before install: Service name and a pod's search-list misses", flush=True)
+            helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
+            before = measure.before_install(resolver, scale["dnsperf_seconds"])
         if sections & {"throughput", "heal", "rollback"}:
             install([])  # chart defaults (a no-op when the last configuration was that already)
         if "throughput" in sections:
             print(
                 f"== DNS throughput (dnsperf, {measure.DNSPERF_CLIENTS} clients, at most {measure.DNSPERF_MAX_QPS} "
-                f"qps, {scale['dnsperf_seconds']} s per row): Service name, etcd name with and without the cache",
+                f"qps, {scale['dnsperf_seconds']} s per row): Service name, search-list misses, etcd name with and "
+                "without the cache",
                 flush=True,
             )
-            results["throughput"] = measure.throughput(resolver, scale["dnsperf_seconds"], set_cache_zone)
+            results["throughput"] = measure.throughput(resolver, scale["dnsperf_seconds"], set_cache_zone, before)
             if "skipped" not in results["throughput"]:
                 results["dnsperf_load"] = measure.dnsperf_load(scale["dnsperf_seconds"])
         if "heal" in sections:

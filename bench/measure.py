@@ -28,7 +28,14 @@ from tests.e2e.helpers import (
     kubectl_json,
 )
 
-from bench.report import ROW_ETCD_CACHED, ROW_ETCD_UNCACHED, ROW_SERVICE
+from bench.report import (
+    ROW_ETCD_CACHED,
+    ROW_ETCD_UNCACHED,
+    ROW_MISSES,
+    ROW_MISSES_BEFORE,
+    ROW_SERVICE,
+    ROW_SERVICE_BEFORE,
+)
 from k2s_dns import corefile
 
 POLL_DEADLINE = 150.0  # longer than the upstream 1 min interval plus a sync
@@ -266,11 +273,13 @@ def configuration(resolver: Resolver, scale: dict, footprint_points: bool) -> di
         kubectl("delete", "namespace", ns, "--wait=true", "--timeout=300s", check=False)
 
 
-def dnsperf(resolver: Resolver, name: str, seconds: int, label: str) -> dict:
-    """dnsperf against resolver for one name: DNSPERF_CLIENTS clients, at most DNSPERF_MAX_QPS, `seconds` long."""
-    print(f"   dnsperf {label} ({name}): {seconds} s ...", flush=True)
+def dnsperf(resolver: Resolver, name: str | list[str], seconds: int, label: str) -> dict:
+    """dnsperf against resolver for one name (or a list, asked in turn): DNSPERF_CLIENTS clients, at most
+    DNSPERF_MAX_QPS, `seconds` long."""
+    names = [name] if isinstance(name, str) else name
+    print(f"   dnsperf {label} ({names[0]}{f' and {len(names) - 1} more' if len(names) > 1 else ''}): {seconds} s ...")
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as data:
-        data.write(f"{name} A\n")
+        data.write("".join(f"{n} A\n" for n in names))
         data.flush()
         args = ["dnsperf", "-s", resolver.host, "-p", str(resolver.port), "-d", data.name, "-l", str(seconds)]
         args += ["-c", str(DNSPERF_CLIENTS), "-Q", str(DNSPERF_MAX_QPS), "-S", "0"]
@@ -295,9 +304,43 @@ def dnsperf_load(seconds: int) -> dict:
     return {"clients": DNSPERF_CLIENTS, "max_qps": DNSPERF_MAX_QPS, "seconds": seconds}
 
 
-def throughput(resolver: Resolver, seconds: int, set_cache_zone: Callable[[bool], None] | None = None) -> dict:
-    """dnsperf against CoreDNS, same load, one run: a Service name, an etcd-backed name with the zone's answers
-    cached (chart default) and, through set_cache_zone(False), the same name without the cache. Leaves the
+SERVICE_FQDN = "kubernetes.default.svc.cluster.local"
+
+
+def search_list_misses(count: int = 50, namespace: str = "default") -> list[str]:
+    """What a pod in `namespace` sends for `count` external names before the names themselves (ndots 5):
+    each with its three search suffixes, all NXDOMAIN in the cluster domain."""
+    out = []
+    for i in range(count):
+        external = f"www{i}.example.com"
+        out += [f"{external}.{namespace}.svc.{ZONE}", f"{external}.svc.{ZONE}", f"{external}.{ZONE}"]
+    return out
+
+
+def relative(row: dict, service: dict) -> dict:
+    """The row with its qps as a percentage of the Service name's (same phase of the same run)."""
+    if row.get("qps") and service.get("qps"):
+        row["vs_service_pct"] = round(100 * row["qps"] / service["qps"])
+    return row
+
+
+def before_install(resolver: Resolver, seconds: int) -> dict:
+    """The Service name and the search-list misses with no k2s-dns installed (the run's baseline)."""
+    if shutil.which("dnsperf") is None or resolver.tcp:
+        return {}
+    service = dnsperf(resolver, SERVICE_FQDN, seconds, ROW_SERVICE_BEFORE)
+    misses = relative(dnsperf(resolver, search_list_misses(), seconds, ROW_MISSES_BEFORE), service)
+    if set(misses["rcodes"]) - {"NXDOMAIN"}:
+        raise RuntimeError(f"search-list misses before install answered {misses['rcodes']}, expected NXDOMAIN only")
+    return {ROW_SERVICE_BEFORE: service, ROW_MISSES_BEFORE: misses}
+
+
+def throughput(
+    resolver: Resolver, seconds: int, set_cache_zone: Callable[[bool], None] | None = None, before: dict | None = None
+) -> dict:
+    """dnsperf against CoreDNS, same load, one run: a Service name, a pod's search-list misses for external
+    names, an etcd-backed name with the zone's answers cached (chart default) and, through
+    set_cache_zone(False), the same name without the cache; `before` (before_install) goes first. Leaves the
     cache on again."""
     if shutil.which("dnsperf") is None or resolver.tcp:
         return {"skipped": "dnsperf not installed or no UDP path to CoreDNS"}
@@ -309,15 +352,19 @@ def throughput(resolver: Resolver, seconds: int, set_cache_zone: Callable[[bool]
         api.create_namespaced_ingress(ns, ingress("perf", name))
         set_address(api, ns, "perf", "198.18.200.1")
         resolvable(resolver, name, "198.18.200.1")
-        results = {ROW_SERVICE: dnsperf(resolver, "kubernetes.default.svc.cluster.local", seconds, ROW_SERVICE)}
-        results[ROW_ETCD_CACHED] = dnsperf(resolver, name, seconds, ROW_ETCD_CACHED)
+        service = dnsperf(resolver, SERVICE_FQDN, seconds, ROW_SERVICE)
+        results = {**(before or {}), ROW_SERVICE: service}
+        results[ROW_MISSES] = relative(dnsperf(resolver, search_list_misses(), seconds, ROW_MISSES), service)
+        if set(results[ROW_MISSES]["rcodes"]) - {"NXDOMAIN"}:
+            raise RuntimeError(f"search-list misses answered {results[ROW_MISSES]['rcodes']}, expected NXDOMAIN only")
+        results[ROW_ETCD_CACHED] = relative(dnsperf(resolver, name, seconds, ROW_ETCD_CACHED), service)
         if set_cache_zone is not None:
             try:
                 print("   switching the zone cache off (coredns.patch.cacheZone=false)", flush=True)
                 set_cache_zone(False)
                 wait_cache_zone(False)
                 resolvable(resolver, name, "198.18.200.1")
-                results[ROW_ETCD_UNCACHED] = dnsperf(resolver, name, seconds, ROW_ETCD_UNCACHED)
+                results[ROW_ETCD_UNCACHED] = relative(dnsperf(resolver, name, seconds, ROW_ETCD_UNCACHED), service)
             finally:
                 print("   switching the zone cache back on (chart default)", flush=True)
                 set_cache_zone(True)

@@ -8,6 +8,11 @@ from pathlib import Path
 ROW_SERVICE = "Service name"
 ROW_ETCD_CACHED = "etcd name, cache on (chart default)"
 ROW_ETCD_UNCACHED = "etcd name, cache off (coredns.patch.cacheZone=false)"
+# A pod's search-list misses for external names (`www<i>.example.com.<ns>.svc.<domain>`, `...svc.<domain>`,
+# `...<domain>`), before the chart is installed and with it, each next to a Service name of the same phase.
+ROW_SERVICE_BEFORE = "Service name, before install"
+ROW_MISSES_BEFORE = "search-list misses, before install"
+ROW_MISSES = "search-list misses (chart installed)"
 LEGACY_ETCD_ROW = "etcd name"  # results.json before the cache rows
 
 
@@ -125,12 +130,17 @@ def markdown(results: dict) -> str:
     header = "CoreDNS under dnsperf"
     if results.get("dnsperf_load"):
         header += f" ({_load(results['dnsperf_load'])})"
-    lines += ["", f"| {header} | qps | avg latency ms | max latency ms | lost |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"| {header} | qps | % of the Service name's qps, same phase | avg latency ms | max latency ms | lost |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, row in results.get("throughput", {}).items():
         if isinstance(row, dict):
             qps = round(row["qps"]) if row.get("qps") else None
             lines.append(
-                f"| {label} | {fmt(qps)} | {fmt(round(row.get('avg_latency_ms') or 0, 3))} "
+                f"| {label} | {fmt(qps)} | {fmt(row.get('vs_service_pct'))} "
+                f"| {fmt(round(row.get('avg_latency_ms') or 0, 3))} "
                 f"| {fmt(round(row.get('max_latency_ms') or 0, 3))} | {fmt(row.get('lost'))} |"
             )
     lines += peer_table(results)

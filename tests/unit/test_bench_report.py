@@ -118,10 +118,25 @@ def table_rows(text: str, header_start: str) -> list[list[str]]:
 def test_throughput_rows_side_by_side_with_their_load():
     text = report.markdown(sample_results())
     rows = table_rows(text, "CoreDNS under dnsperf (4 clients, at most 30000 qps, 10 s)")
-    assert [r[:3] for r in rows] == [
-        [report.ROW_SERVICE, "19869", "4.2"],
-        [report.ROW_ETCD_CACHED, "19803", "4.1"],
-        [report.ROW_ETCD_UNCACHED, "5409", "18.3"],
+    assert [r[:4] for r in rows] == [
+        [report.ROW_SERVICE, "19869", "-", "4.2"],
+        [report.ROW_ETCD_CACHED, "19803", "-", "4.1"],
+        [report.ROW_ETCD_UNCACHED, "5409", "-", "18.3"],
+    ]
+
+
+def test_search_list_misses_relative_to_the_service_name_of_their_phase():
+    service = {"qps": 8000.0}
+    assert measure.relative({"qps": 7400.0}, service)["vs_service_pct"] == 92
+    assert "vs_service_pct" not in measure.relative({"qps": None}, service)
+    names = measure.search_list_misses(2)
+    assert names == [
+        "www0.example.com.default.svc.cluster.local",
+        "www0.example.com.svc.cluster.local",
+        "www0.example.com.cluster.local",
+        "www1.example.com.default.svc.cluster.local",
+        "www1.example.com.svc.cluster.local",
+        "www1.example.com.cluster.local",
     ]
 
 
