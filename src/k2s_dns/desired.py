@@ -43,6 +43,11 @@ class Desired:
     # domain needs a forward to CoreDNS there, or node-local-dns sends it to the node's resolvers.
     node_local_dns_configmap: str = "node-local-dns"
     cluster_domain: str = "cluster.local"
+    # The publication policy (k2s_dns.policy): namespaces trusted to publish anywhere in the cluster domain,
+    # by name (the release namespace among them) and by a namespace label set to "true".
+    publication_policy: bool = True
+    trusted_namespaces: tuple[str, ...] = ()
+    trusted_namespace_label: str = ""
 
     @classmethod
     def from_json(cls, text: str, source: str = DATA_KEY) -> Desired:

@@ -43,6 +43,10 @@ DESIRED = {
     "preStopSleep": 5,
     "hostAliases": ["k2s-dns-etcd.k2s-dns.svc.cluster.local=k2s-dns/k2s-dns-etcd"],
     "clusterDomain": "cluster.local",
+    # `apps` publishes web.cluster.local, a name outside apps.cluster.local: trusted, like K2s's addons.
+    "publicationPolicy": True,
+    "trustedNamespaces": ["k2s-dns", "apps"],
+    "trustedNamespaceLabel": "k2s-dns.io/trusted-publisher",
 }
 EXTERNAL_DNS_ARGS = [
     "--source=ingress",

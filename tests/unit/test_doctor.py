@@ -1409,3 +1409,36 @@ def test_a_name_with_ipv4_and_ipv6_is_asked_for_a_and_compared_on_ipv4():
     assert result.ok, report.table(result)
     assert result.results[5].detail == "3 servers answer web.cluster.local -> 192.0.2.10, as etcd has it"
     assert checks.expected_rdtype(["2001:db8::10"]) == "AAAA" and checks.expected_rdtype([]) == "A"
+
+
+# --- the publication policy ----------------------------------------------------------------------------------
+
+
+def test_a_host_the_kubernetes_plugin_answers_is_never_answered_from_etcd():
+    state = healthy()
+    host = "db.prod.apps.svc.cluster.local"
+    state["ingresses"] = [ingress("web", [host], [ADDRESS])]
+    r = failure(state, host)
+    assert r.hop == "source"
+    assert r.detail == (
+        "db.prod.apps.svc.cluster.local is a name the kubernetes plugin answers (Service, Pod and DNS names of "
+        "cluster.local): never published; CoreDNS leaves it to the kubernetes plugin and never answers it from etcd"
+    )
+    assert r.fix.startswith("use a name under the object's namespace instead (e.g. db.<namespace>.cluster.local)")
+
+
+def test_a_host_admitted_before_the_policy_is_a_warning_naming_the_rule():
+    state = healthy()
+    state["namespaces"]["tenant"] = {}
+    state["ingresses"] = [{**ingress("web", [HOST], [ADDRESS])}]
+    state["ingresses"][0]["metadata"]["namespace"] = "tenant"
+    source = next(r for r in run(state).results if r.hop == "source")
+    assert source.status == WARN
+    assert "it breaks the publication policy (inside the cluster domain cluster.local, namespace tenant may " in (
+        source.detail
+    )
+    assert "helm upgrade stops until it is changed" in source.detail
+    assert "publicationPolicy.trustedNamespaces={tenant}" in source.fix
+    # The trust label lifts it.
+    state["namespaces"]["tenant"] = {"k2s-dns.io/trusted-publisher": "true"}
+    assert next(r for r in run(state).results if r.hop == "source").status == OK

@@ -490,7 +490,10 @@ volumes:
   "adoptExistingEtcdBlock" .Values.coredns.patch.adoptExistingEtcdBlock
   "cacheZone" (ternary .Values.coredns.patch.cacheZone true (hasKey .Values.coredns.patch "cacheZone"))
   "nodeLocalDnsConfigmap" .Values.coredns.nodeLocalDNS.configMap
-  "clusterDomain" .Values.clusterDomain }}
+  "clusterDomain" .Values.clusterDomain
+  "publicationPolicy" (and .Values.publicationPolicy.enabled (eq (include "k2s-dns.zoneInClusterDomain" .) "true"))
+  "trustedNamespaces" (prepend .Values.publicationPolicy.trustedNamespaces .Release.Namespace | uniq)
+  "trustedNamespaceLabel" .Values.publicationPolicy.trustedNamespaceLabel }}
 {{- if eq (include "k2s-dns.etcd.discover" .) "true" }}
 {{- $_ := set $d "endpointsSecret" (printf "%s/%s" .Release.Namespace (include "k2s-dns.etcd.endpointsSecret" .)) }}
 {{- else }}

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .. import corefile
+from .. import corefile, policy
 from ..deployment import CA_DIR, CA_VOLUME, CERT_DIR, CLIENT_VOLUME, remove_etcd_client, same_spec
 from ..desired import Desired, DesiredError
 
@@ -705,6 +705,16 @@ def check_source(names: Names, facts: dict) -> Result:
             f"use a host under {zone} (e.g. {label}.{zone}), or move the zone: "
             + names.helm_upgrade(f"zone={host.split('.', 1)[1] if '.' in host else host}"),
         )
+    desired = facts.get("desired")
+    owned = policy.refusal(host, "", desired.cluster_domain) if desired is not None else None
+    if owned and "never published" in owned:
+        return Result(
+            hop,
+            FAIL,
+            f"{owned}; CoreDNS leaves it to the kubernetes plugin and never answers it from etcd",
+            f"use a name under the object's namespace instead (e.g. {label}.<namespace>.{fqdn(desired.cluster_domain)})"
+            " (README: Who may publish which name)",
+        )
     for excluded in settings.get("exclude_domains") or []:
         if within(host, excluded):
             return Result(
@@ -786,7 +796,36 @@ def check_source(names: Names, facts: dict) -> Result:
         return Result(hop, FAIL, detail, fix, {"publishers": eligible})
     targets = sorted({t for p in addressed for t in p["targets"]})
     detail = "; ".join(f"{p['ref']}: {host} -> {', '.join(p['targets'])}" for p in addressed)
+    breaking = [(p, why) for p in addressed if (why := policy_refusal(host, p["namespace"], facts))]
+    if breaking:
+        p, why = breaking[0]
+        return Result(
+            hop,
+            WARN,
+            f"{detail}; it breaks the publication policy ({why}): admitted before the policy, it is still "
+            "published and answered, and helm upgrade stops until it is changed",
+            f"kubectl -n {p['namespace']} edit {p['kind'].lower()} {p['name']}   # host under "
+            f"{p['namespace']}.{fqdn(facts['desired'].cluster_domain)}; or trust the namespace: "
+            + names.helm_upgrade(f"'publicationPolicy.trustedNamespaces={{{p['namespace']}}}'"),
+            {"publishers": addressed, "targets": targets},
+        )
     return Result(hop, OK, detail, data={"publishers": addressed, "targets": targets})
+
+
+def publisher_namespaces(host: str, facts: dict) -> set[str]:
+    """The namespaces of the objects that have `host` (whose trust the publication policy asks)."""
+    return {p["namespace"] for p in publishers(fqdn(host), facts, facts["settings"]) if p.get("namespace")}
+
+
+def policy_refusal(host: str, namespace: str, facts: dict) -> str | None:
+    """Why the publication policy refuses `host` from `namespace` (None: allowed, or no policy)."""
+    desired = facts.get("desired")
+    if desired is None or not desired.publication_policy:
+        return None
+    labels = (facts.get("namespace_labels") or {}).get(namespace) or {}
+    label = desired.trusted_namespace_label
+    trusted = namespace in desired.trusted_namespaces or bool(label and labels.get(label) == "true")
+    return policy.refusal(host, namespace, desired.cluster_domain, trusted)
 
 
 # ---------------------------------------------------------------------------------------------- hop 3

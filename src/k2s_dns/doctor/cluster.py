@@ -270,6 +270,15 @@ def gather_source(kube, host: str, zone: str, settings: dict) -> dict:
     }
 
 
+def namespace_labels(kube, namespaces: set[str]) -> dict[str, dict]:
+    """Labels of each namespace (the publication policy's trust label)."""
+    out = {}
+    for space in sorted(namespaces):
+        found = kube.namespace(space)
+        out[space] = ((found or {}).get("metadata") or {}).get("labels") or {}
+    return out
+
+
 def gather_external_dns(kube, names: Names, deploy: dict | None, host: str | None, now: float) -> dict:
     pods = kube.pods(
         names.namespace, f"app.kubernetes.io/instance={names.release},app.kubernetes.io/component=external-dns"

@@ -85,6 +85,8 @@ def run(
 
     def source() -> Result:
         facts = cluster.gather_source(kube, host, ctx["desired"].zone, ctx["settings"])
+        facts["desired"] = ctx["desired"]
+        facts["namespace_labels"] = cluster.namespace_labels(kube, checks.publisher_namespaces(host, facts))
         result = checks.check_source(names, facts)
         ctx["targets"] = result.data.get("targets")
         return result
