@@ -1,10 +1,10 @@
 """CoreDNS caches the zone's answers for the record TTL, and only those.
 
-With the chart's defaults (`coredns.patch.cacheZone=true`, `externalDNS.recordTTL=5`) the kubeadm cache
-stanza is narrowed to what the kubernetes plugin answers: Service names and PTR answers stay uncached (their
-TTL never counts down), an Ingress name carries the record TTL and is cached for that long, and an address
-change is answered within the TTL plus a margin. Switching the cache off puts kubeadm's line back byte for
-byte. The session's Service-name probe runs throughout.
+With the chart's defaults (`coredns.patch.cacheZone=true`, `externalDNS.recordTTL=5`) the zone's own server
+block has a cache plugin and kubeadm's cache stanza is untouched: Service names and PTR answers stay uncached
+(their TTL never counts down), an Ingress name carries the record TTL and is cached for that long, and an
+address change is answered within the TTL plus a margin. Switching the cache off takes it out of the zone's
+block. The session's Service-name probe runs throughout.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from .conftest import install
 from .helpers import (
     NAMESPACE,
     RELEASE,
-    ZONE,
     Resolver,
     coredns_runs,
     current_corefile,
@@ -39,7 +38,7 @@ RECORD_TTL = 5  # externalDNS.recordTTL's default
 MARGIN = 3.0  # ExternalDNS's sync (interval 1s) and the controller's reaction, on top of the TTL
 RUNS = 3
 ORIGINAL_ANNOTATION = "k2s-dns.io/original-corefile"
-REPLACED = "# k2s-dns: replaced: "
+ZONE_CACHE = "    cache 30 {\n        denial 9984 1 1\n    }\n"
 
 
 def ttl_answer(resolver: Resolver, name: str, rdtype: str = "A") -> tuple[frozenset[str], int | None]:
@@ -71,23 +70,25 @@ def original_corefile() -> str:
     return (cm["metadata"].get("annotations") or {})[ORIGINAL_ANNOTATION]
 
 
-def cache_plugin(text: str) -> tuple[str, list[str] | None, list[str] | None]:
-    """The cache plugin of the block serving the zone: its text, and the zones it keeps out of the success
-    and the denial cache (CoreDNS uses the last `disable` line of each kind)."""
-    block = corefile.find_serving_block(corefile.parse(text), ZONE)
-    cache = next(d for d in block.directives if d.name == "cache")
+def kubeadm_block(text: str) -> corefile.ServerBlock:
+    return corefile.find_server_block(corefile.parse(text), ".:53")
 
-    def disabled(kind: str) -> list[str] | None:
-        lines = [c.args[1:] for c in cache.children or [] if c.name == "disable" and c.args[:1] == [kind]]
-        return lines[-1] if lines else None
 
-    return text[cache.line_start : cache.end], disabled("success"), disabled("denial")
+def kubeadm_cache(text: str) -> str:
+    """The cache plugin of kubeadm's `.:53` block, as written."""
+    cache = next(d for d in kubeadm_block(text).directives if d.name == "cache")
+    return text[cache.line_start : cache.end]
+
+
+def zone_block_text(text: str) -> str:
+    block = corefile.managed_block(text)
+    assert block is not None, text
+    return text[block.open_brace : block.close_brace]
 
 
 def kubernetes_ttl(text: str) -> int:
     """The TTL the kubernetes plugin answers with (its `ttl` option, default 5 s)."""
-    block = corefile.find_serving_block(corefile.parse(text), ZONE)
-    k8s = next(d for d in block.directives if d.name == "kubernetes")
+    k8s = next(d for d in kubeadm_block(text).directives if d.name == "kubernetes")
     ttl = [c.args[0] for c in k8s.children or [] if c.name == "ttl" and c.args]
     return int(ttl[-1]) if ttl else 5
 
@@ -97,16 +98,12 @@ def desired_cache_zone() -> bool:
     return json.loads(cm["data"]["desired.json"]).get("cacheZone", True)
 
 
-def test_cache_stanza_is_narrowed_to_what_kubernetes_answers(release, resolver, kubernetes_ip):
+def test_the_zone_block_caches_and_kubeadms_stanza_is_untouched(release, resolver, kubernetes_ip):
     assert desired_cache_zone() is True
     original, patched = original_corefile(), current_corefile()
-    _, success_before, denial_before = cache_plugin(original)
-    assert success_before is not None and ZONE in success_before, "kubeadm keeps the cluster domain uncached"
-    text, success, denial = cache_plugin(patched)
-    assert success == [f"svc.{ZONE}", f"pod.{ZONE}", "in-addr.arpa", "ip6.arpa"], text
-    assert denial == denial_before, "denial caching must stay as it was"
-    assert f"{REPLACED}disable success {ZONE}\n" in text
-    # The kubernetes plugin's answers are never served from the cache: their TTL never counts down.
+    assert kubeadm_cache(patched) == kubeadm_cache(original), "kubeadm's cache stanza must stay as it was"
+    assert ZONE_CACHE in zone_block_text(patched)
+    # The kubernetes plugin's answers are never served from a cache: their TTL never counts down.
     expected = kubernetes_ttl(patched)
     service = "kubernetes.default.svc.cluster.local"
     assert set(ttls_over(resolver, service)) == {expected}, f"{service} answered from a cache"
@@ -162,18 +159,19 @@ def test_address_change_is_answered_within_the_ttl(ingresses, resolver, service_
     assert service_probe.failures_since(start) == []
 
 
-def test_switching_the_cache_off_restores_the_stanza_byte_for_byte(release, resolver, service_probe):
+def test_switching_the_cache_off_takes_it_out_of_the_zone_block(release, resolver, service_probe):
     start = time.time()
     service = "kubernetes.default.svc.cluster.local"
     ttl_on = set(ttls_over(resolver, service, seconds=1.0))
     try:
         install("--reuse-values", "--set", "coredns.patch.cacheZone=false")
-        wait_for(coredns_runs(lambda text: REPLACED not in text), 120, "CoreDNS without the cache change", diagnostics)
+        wait_for(coredns_runs(lambda text: ZONE_CACHE not in text), 120, "CoreDNS without the zone cache", diagnostics)
         original, current = original_corefile(), current_corefile()
-        assert cache_plugin(current)[0] == cache_plugin(original)[0]
+        assert "cache" not in [d.name for d in corefile.managed_block(current).directives]
+        assert kubeadm_cache(current) == kubeadm_cache(original)
         assert corefile.unpatch(current) == original
         assert set(ttls_over(resolver, service, seconds=1.0)) == ttl_on, "Service names answer as before"
     finally:
         install("--reuse-values", "--set", "coredns.patch.cacheZone=true")
-    wait_for(coredns_runs(lambda text: REPLACED in text), 120, "CoreDNS with the cache change again", diagnostics)
+    wait_for(coredns_runs(lambda text: ZONE_CACHE in text), 120, "CoreDNS with the zone cache again", diagnostics)
     assert service_probe.failures_since(start) == []

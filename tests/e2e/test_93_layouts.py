@@ -1,6 +1,6 @@
 """A Corefile laid out as in real clusters: the zone has a server block of its own (CoreDNS sends the
-zone's queries there, not to `.:53`) and a comment follows the kubernetes plugin's block. Names resolve,
-and uninstall gives the Corefile back byte for byte."""
+zone's queries there, not to `.:53`) and a comment follows the kubernetes plugin's block. k2s-dns's block
+goes before it, names resolve, and uninstall gives the Corefile back byte for byte."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .conftest import install, installed
 from .helpers import (
     NAMESPACE,
     RELEASE,
+    create_namespace,
     current_corefile,
     diagnostics,
     helm,
@@ -69,11 +70,15 @@ def test_zone_specific_server_block_with_a_trailing_comment(release, resolver, s
     try:
         wait_for(lambda: kubernetes_ip in resolver.query("kubernetes.default.svc.cluster.local").records, 60, "layout")
         install()
-        served = corefile.find_serving_block(corefile.parse(current_corefile()), "cluster.local")
-        assert [k.text for k in served.keys] == ["cluster.local:53"]
-        assert "etcd cluster.local {" in current_corefile()[served.open_brace : served.close_brace]
-        assert "    } # cluster Services: this block, not .:53, answers the zone\n" in current_corefile()
-        kubectl("create", "namespace", namespace)
+        text = current_corefile()
+        managed = corefile.managed_block(text)
+        assert managed is not None and managed.label == "cluster.local:53", text
+        assert "etcd cluster.local {" in text[managed.open_brace : managed.close_brace]
+        # The layout's own block for the zone comes after it (CoreDNS accepts a view block next to one without
+        # only in that order) and is as it was.
+        assert text.index(corefile.END_MARKER) < text.index("cluster.local:53 {\n    errors")
+        assert corefile.unpatch(text) == LAYOUT
+        create_namespace(namespace)
         ingress = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "Ingress",

@@ -45,7 +45,10 @@ def test_gitops_example_from_the_readme(coredns_before, resolver, ingresses, ser
             values_file.flush()
             # What Argo CD renders: helm template, twice, the same.
             rendered = [
-                helm("template", RELEASE, str(CHART), "-n", NAMESPACE, "-f", values_file.name).stdout for _ in range(2)
+                helm(
+                    "template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", "1.34", "-f", values_file.name
+                ).stdout
+                for _ in range(2)
             ]
             assert rendered[0] == rendered[1]
             install("-f", values_file.name)
