@@ -215,7 +215,7 @@ def test_managed_block_removed_from_the_corefile(published, healthy_again, servi
     saved = current_corefile()
     try:
         set_corefile(corefile.unpatch(saved))
-        failed = broken_at("coredns", published, "no k2s-dns etcd block")
+        failed = broken_at("coredns", published, "no k2s-dns server block for")
         assert failed["fix"].startswith(f"kubectl -n {NAMESPACE} scale deployment/{CONTROLLER} --replicas=1")
     finally:
         set_corefile(saved)
