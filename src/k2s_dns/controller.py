@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import converge, corefile, kube
+from . import converge, corefile, kube, policy
 from .desired import Desired, DesiredError
 from .health import Metrics, Probes, serve
 from .leader import Elector
@@ -53,6 +53,17 @@ class Status:
     lastError: str = ""
     lastErrorTime: str = ""
     corrections: int = 0
+    # Objects whose hosts the publication policy refuses (admitted before it): `Kind ns/name: host (why)`.
+    publicationViolations: list[str] = field(default_factory=list)
+
+
+# How often the leader lists the source objects for publication-policy violations. Admission stops new ones;
+# what it finds was admitted before the policy (or lost its namespace's trust), so a minute is soon enough.
+SCAN_SECONDS = 60.0
+SOURCE_LISTS = {
+    "ingress": ("Ingress", "/apis/networking.k8s.io/v1/ingresses"),
+    "service": ("Service", "/api/v1/services"),
+}
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,7 @@ class Reconciler:
     desired: Desired | None = None
     drift_since: float | None = None
     _reported: set[tuple[str, str]] = field(default_factory=set)
+    _violations_reported: set[str] = field(default_factory=set)
 
     def reconcile(self) -> float | None:
         """Converge as far as possible now; return seconds until a retry, None to wait for the next event."""
@@ -145,6 +157,9 @@ class Reconciler:
             self.metrics.converged.set(1)
             self.metrics.last_success.set_to_current_time()
             self._phase("Converged", step.reason)
+            if self.desired is not None and self.desired.publication_policy:
+                self.scan_publications()
+                return SCAN_SECONDS
             return None
         self.metrics.converged.set(0)
         self._phase("Progressing", step.reason)
@@ -161,6 +176,61 @@ class Reconciler:
         self.status.lastError = message
         self._phase("Error", message)
         return retry
+
+    def scan_publications(self) -> None:
+        """Report the objects whose hosts break the publication policy: status, metric, a Warning Event on
+        each (once). A failed list is logged and tried again at the next scan; it never stops convergence."""
+        d = self.desired
+        assert d is not None
+        objects: list[tuple[str, dict]] = []
+        try:
+            for source in d.sources:
+                if source in SOURCE_LISTS:
+                    kind, path = SOURCE_LISTS[source]
+                    objects += [(kind, o) for o in self.objects.get(path).get("items") or []]
+            namespaces = {
+                (n.get("metadata") or {}).get("name", ""): (n.get("metadata") or {}).get("labels") or {}
+                for n in self.objects.get("/api/v1/namespaces").get("items") or []
+            }
+        except (kube.ApiError, OSError) as err:
+            log(f"publication policy: could not list the source objects: {err}")
+            return
+        found = policy.violations(
+            objects, namespaces, d.cluster_domain, d.trusted_namespaces, d.trusted_namespace_label
+        )
+        self.status.publicationViolations = [f"{v} ({v.reason})" for v in found]
+        self.metrics.violations.set(len(found))
+        for v in found:
+            if str(v) in self._violations_reported:
+                continue
+            self._violations_reported.add(str(v))
+            log(f"publication policy: {v} ({v.reason})")
+            self._object_event(v)
+        self._violations_reported &= {str(v) for v in found}
+
+    def _object_event(self, v: policy.Violation) -> None:
+        """A Warning Event on the object itself: `kubectl describe` and `kubectl get events -n <ns>` show it."""
+        if not hasattr(self.objects, "create_event"):
+            return
+        stamp = now_iso()
+        api_version = "networking.k8s.io/v1" if v.kind == "Ingress" else "v1"
+        body = {
+            "metadata": {"generateName": f"{v.name}.k2s-dns-", "namespace": v.namespace},
+            "involvedObject": {"kind": v.kind, "namespace": v.namespace, "name": v.name, "apiVersion": api_version},
+            "reason": "PublicationRefused",
+            "message": f"host {v.host} breaks the k2s-dns publication policy: {v.reason}"[:1000],
+            "type": "Warning",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": os.environ.get("POD_NAME", COMPONENT),
+        }
+        try:
+            self.objects.create_event(v.namespace, body)  # type: ignore[attr-defined]
+        except kube.ApiError as err:
+            log(f"could not record event PublicationRefused on {v}: {err}")
 
     def _phase(self, phase: str, message: str) -> None:
         self.status.phase, self.status.message = phase, message
@@ -275,7 +345,7 @@ class Controller:
         path = kube.configmap_path(*kube.namespaced(self.args.status))
         try:
             cm = self.objects.get(path)
-            readable = {k: str(v) for k, v in status.items() if v not in ("", 0)}
+            readable = {k: str(v) for k, v in status.items() if v not in ("", 0, [])}
             cm["data"] = {**readable, "status.json": json.dumps(status, indent=2, sort_keys=True)}
             self.objects.put(path, cm)
             self._written_status = status

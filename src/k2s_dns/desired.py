@@ -45,7 +45,9 @@ class Desired:
     cluster_domain: str = "cluster.local"
     # The publication policy (k2s_dns.policy): namespaces trusted to publish anywhere in the cluster domain,
     # by name (the release namespace among them) and by a namespace label set to "true".
-    publication_policy: bool = True
+    publication_policy: bool = False  # an older chart's desired.json says nothing: no policy
+    # ExternalDNS sources whose objects the controller checks against the policy (ingress, service).
+    sources: tuple[str, ...] = ()
     trusted_namespaces: tuple[str, ...] = ()
     trusted_namespace_label: str = ""
 

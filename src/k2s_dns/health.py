@@ -24,6 +24,11 @@ class Metrics:
         )
         self.converged = Gauge("k2s_dns_converged", "1 while CoreDNS matches the desired state", registry=r)
         self.leader = Gauge("k2s_dns_leader", "1 while this replica holds the leader Lease", registry=r)
+        self.violations = Gauge(
+            "k2s_dns_publication_violations",
+            "Host names of source objects that break the publication policy (admitted before it)",
+            registry=r,
+        )
         self.heal = Histogram(
             "k2s_dns_heal_seconds",
             "From detecting drift to CoreDNS converged again",

@@ -16,6 +16,8 @@ Outside the cluster domain the zone's owner decides: every namespace may publish
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 KUBERNETES_LABELS = ("svc", "pod")
 KUBERNETES_NAMES = ("", "ns.dns", "dns-version")
 
@@ -38,3 +40,53 @@ def refusal(host: str, namespace: str, cluster_domain: str, trusted: bool = Fals
         f"inside the cluster domain {domain}, namespace {namespace} may publish only names under "
         f"{namespace}.{domain} (e.g. app.{namespace}.{domain}); {h} is not one"
     )
+
+
+# The annotation ExternalDNS reads host names from, under both prefixes the chart lets it read.
+HOSTNAME_ANNOTATIONS = ("external-dns.kubernetes.io/hostname", "external-dns.alpha.kubernetes.io/hostname")
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str
+    namespace: str
+    name: str
+    host: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}: {self.host}"
+
+
+def hosts_of(kind: str, obj: dict) -> list[str]:
+    """The host names ExternalDNS reads from an Ingress (rules, TLS hosts) or a Service, and their annotation."""
+    spec = obj.get("spec") or {}
+    hosts: list[str] = []
+    if kind == "Ingress":
+        hosts += [r["host"] for r in spec.get("rules") or [] if r.get("host")]
+        hosts += [h for t in spec.get("tls") or [] for h in t.get("hosts") or []]
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    for key in HOSTNAME_ANNOTATIONS:
+        hosts += [h for h in annotations.get(key, "").split(",") if h.strip()]
+    return list(dict.fromkeys(normal(h) for h in hosts))
+
+
+def violations(
+    objects: list[tuple[str, dict]],
+    namespace_labels: dict[str, dict],
+    cluster_domain: str,
+    trusted_namespaces: tuple[str, ...] = (),
+    trusted_label: str = "",
+) -> list[Violation]:
+    """Every (kind, object) host the rule refuses, e.g. objects admitted before the admission policy."""
+    found = []
+    for kind, obj in objects:
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace", "")
+        labels = namespace_labels.get(namespace) or {}
+        trusted = namespace in trusted_namespaces or bool(trusted_label and labels.get(trusted_label) == "true")
+        for host in hosts_of(kind, obj):
+            why = refusal(host, namespace, cluster_domain, trusted)
+            if why:
+                found.append(Violation(kind, namespace, meta.get("name", ""), host, why))
+    return found

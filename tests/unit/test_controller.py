@@ -145,3 +145,68 @@ def test_standby_is_ready_only_once_it_has_seen_another_leader(api: FakeApi):
     del api.objects[lease_path]
     ctl._renew()
     assert not ctl.leader and not ctl.ready(), "the Lease could not be read: not known to be a standby"
+
+
+# --- publication policy report -------------------------------------------------------------------------------
+
+INGRESSES = "/apis/networking.k8s.io/v1/ingresses"
+NAMESPACES = "/api/v1/namespaces"
+
+
+def ingress(namespace: str, name: str, *hosts: str) -> dict:
+    return {"metadata": {"namespace": namespace, "name": name}, "spec": {"rules": [{"host": h} for h in hosts]}}
+
+
+def with_policy(api: FakeApi, *ingresses: dict) -> None:
+    api.set_desired(publicationPolicy=True, trustedNamespaces=["k2s-dns"], sources=["ingress"])
+    api.objects[INGRESSES] = {"items": list(ingresses)}
+    api.objects[NAMESPACES] = {
+        "items": [{"metadata": {"name": n, "labels": {}}} for n in ("tenant", "k2s-dns")]
+        + [{"metadata": {"name": "addons", "labels": {"k2s-dns.io/trusted-publisher": "true"}}}]
+    }
+
+
+def test_objects_that_break_the_publication_policy_are_reported(reconciler: controller.Reconciler, api: FakeApi):
+    with_policy(
+        api,
+        ingress("tenant", "evil", "github.com.cluster.local", "ok.tenant.cluster.local"),
+        ingress("tenant", "fine", "app.tenant.cluster.local"),
+        ingress("addons", "k2s", "k2s.cluster.local"),
+    )
+    api.set_desired(trustedNamespaceLabel="k2s-dns.io/trusted-publisher")
+    # Converged, it scans again a minute later rather than waiting for the next event.
+    assert reconciler.reconcile() == controller.SCAN_SECONDS
+    assert reconciler.status.phase == "Converged"
+    assert reconciler.status.publicationViolations == [
+        "Ingress tenant/evil: github.com.cluster.local (inside the cluster domain cluster.local, namespace tenant "
+        "may publish only names under tenant.cluster.local (e.g. app.tenant.cluster.local); github.com.cluster.local "
+        "is not one)"
+    ]
+    assert sample(reconciler.metrics, "k2s_dns_publication_violations") == 1
+    refused = [e for e in api.events if e["reason"] == "PublicationRefused"]
+    assert len(refused) == 1 and refused[0]["type"] == "Warning"
+    assert refused[0]["involvedObject"] == {
+        "kind": "Ingress",
+        "namespace": "tenant",
+        "name": "evil",
+        "apiVersion": "networking.k8s.io/v1",
+    }
+    # Once per object and host, not every minute; gone when the object is fixed.
+    reconciler.reconcile()
+    assert len([e for e in api.events if e["reason"] == "PublicationRefused"]) == 1
+    api.objects[INGRESSES]["items"].pop(0)
+    reconciler.reconcile()
+    assert reconciler.status.publicationViolations == []
+    assert sample(reconciler.metrics, "k2s_dns_publication_violations") == 0
+
+
+def test_a_failed_list_never_stops_convergence(reconciler: controller.Reconciler, api: FakeApi):
+    with_policy(api)
+    del api.objects[INGRESSES]
+    assert reconciler.reconcile() == controller.SCAN_SECONDS
+    assert reconciler.status.phase == "Converged"
+
+
+def test_without_the_policy_nothing_is_listed(reconciler: controller.Reconciler, api: FakeApi):
+    assert reconciler.reconcile() is None
+    assert INGRESSES not in api.writes and reconciler.status.publicationViolations == []

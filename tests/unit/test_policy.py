@@ -61,3 +61,27 @@ def test_a_pod_search_list_candidate_of_another_namespace_is_never_allowed(label
     # `<name>.<ns>.svc.<domain>` and `<name>.svc.<domain>`: the first two candidates of every lookup.
     for host in (".".join([*labels, namespace, "svc", D]), ".".join([*labels, "svc", D])):
         assert refusal(host, "tenant", D, trusted=True) is not None
+
+
+def test_violations_read_rules_tls_hosts_and_both_annotation_prefixes():
+    from k2s_dns.policy import violations
+
+    ingress = {
+        "metadata": {
+            "namespace": "tenant",
+            "name": "x",
+            "annotations": {
+                "external-dns.alpha.kubernetes.io/hostname": "wpad.cluster.local., ok.tenant.cluster.local",
+                "external-dns.kubernetes.io/hostname": "proxy.cluster.local",
+            },
+        },
+        "spec": {"rules": [{"host": "a.tenant.cluster.local"}, {}], "tls": [{"hosts": ["tls.cluster.local"]}]},
+    }
+    service = {"metadata": {"namespace": "svc-ns", "name": "lb", "annotations": {}}, "spec": {}}
+    found = violations([("Ingress", ingress), ("Service", service)], {}, "cluster.local")
+    assert [str(v) for v in found] == [
+        "Ingress tenant/x: tls.cluster.local",
+        "Ingress tenant/x: proxy.cluster.local",
+        "Ingress tenant/x: wpad.cluster.local",
+    ]
+    assert violations([("Ingress", ingress)], {"tenant": {"t": "true"}}, "cluster.local", trusted_label="t") == []

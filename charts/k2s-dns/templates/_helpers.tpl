@@ -493,7 +493,8 @@ volumes:
   "clusterDomain" .Values.clusterDomain
   "publicationPolicy" (and .Values.publicationPolicy.enabled (eq (include "k2s-dns.zoneInClusterDomain" .) "true"))
   "trustedNamespaces" (prepend .Values.publicationPolicy.trustedNamespaces .Release.Namespace | uniq)
-  "trustedNamespaceLabel" .Values.publicationPolicy.trustedNamespaceLabel }}
+  "trustedNamespaceLabel" .Values.publicationPolicy.trustedNamespaceLabel
+  "sources" .Values.externalDNS.sources }}
 {{- if eq (include "k2s-dns.etcd.discover" .) "true" }}
 {{- $_ := set $d "endpointsSecret" (printf "%s/%s" .Release.Namespace (include "k2s-dns.etcd.endpointsSecret" .)) }}
 {{- else }}
