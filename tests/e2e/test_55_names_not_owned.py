@@ -22,6 +22,7 @@ from .conftest import Ingresses
 from .helpers import (
     NAMESPACE,
     RELEASE,
+    controller_status,
     create_namespace,
     diagnostics,
     helm,
@@ -177,8 +178,19 @@ def test_names_kubernetes_answers_are_never_answered_from_etcd(world, admitted_b
         assert lookup(f"db.{world.prod}") == {world.db_ip}, client
 
 
-def test_an_object_admitted_before_the_policy_stops_helm_upgrade(world, admitted_before_the_policy):
+def test_an_object_admitted_before_the_policy_is_reported_and_stops_helm_upgrade(world, admitted_before_the_policy):
     admitted_before_the_policy("github", ["github.com.cluster.local"], HIJACK)
+    named = f"Ingress {world.tenant}/github: github.com.cluster.local"
+    # The controller lists the sources once a minute: status, and a Warning Event on the Ingress.
+    wait_for(
+        lambda: any(v.startswith(named) for v in controller_status().get("publicationViolations", [])),
+        90,
+        "the controller's status names the Ingress",
+        diagnostics,
+    )
+    events = kubectl_json("-n", world.tenant, "get", "events", "--field-selector", "involvedObject.name=github")
+    reasons = {(e["reason"], e["type"]) for e in events["items"]}
+    assert ("PublicationRefused", "Warning") in reasons, events
     result = helm("upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", check=False)
     assert result.returncode != 0
     assert f"Ingress {world.tenant}/github: github.com.cluster.local" in result.stderr, result.stderr
