@@ -181,18 +181,20 @@ class Reconciler:
         """Report the objects whose hosts break the publication policy: status, metric, a Warning Event on
         each (once). A failed list is logged and tried again at the next scan; it never stops convergence."""
         d = self.desired
-        assert d is not None
+        lister = getattr(self.objects, "list", None)
+        if d is None or lister is None:
+            return
         objects: list[tuple[str, dict]] = []
         try:
             for source in d.sources:
                 if source in SOURCE_LISTS:
                     kind, path = SOURCE_LISTS[source]
-                    objects += [(kind, o) for o in self.objects.get(path).get("items") or []]
+                    objects += [(kind, o) for o in lister(path).get("items") or []]
             namespaces = {
                 (n.get("metadata") or {}).get("name", ""): (n.get("metadata") or {}).get("labels") or {}
-                for n in self.objects.get("/api/v1/namespaces").get("items") or []
+                for n in lister("/api/v1/namespaces").get("items") or []
             }
-        except (kube.ApiError, OSError) as err:
+        except (kube.ApiError, OSError, ValueError) as err:
             log(f"publication policy: could not list the source objects: {err}")
             return
         found = policy.violations(

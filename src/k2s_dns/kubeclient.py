@@ -25,6 +25,12 @@ _ROUTES = {
     ("apis/apps/v1", "deployments"): (k8s.AppsV1Api, "deployment"),
     ("apis/coordination.k8s.io/v1", "leases"): (k8s.CoordinationV1Api, "lease"),
 }
+# Cluster-wide lists the controller reads (the publication policy's report).
+_LISTS = {
+    "/apis/networking.k8s.io/v1/ingresses": (k8s.NetworkingV1Api, "list_ingress_for_all_namespaces"),
+    "/api/v1/services": (k8s.CoreV1Api, "list_service_for_all_namespaces"),
+    "/api/v1/namespaces": (k8s.CoreV1Api, "list_namespace"),
+}
 _PATH = re.compile(r"^/(api/v1|apis/[^/]+/v1)/namespaces/([^/]+)/([^/]+)/([^/]+)$")
 
 
@@ -54,6 +60,17 @@ class KubeObjects:
 
     def put(self, path: str, body: dict) -> dict[str, Any]:
         return self._call(path, "replace", body)
+
+    def list(self, path: str) -> dict[str, Any]:
+        """A cluster-wide collection ({"items": [...]}) by path, e.g. /apis/networking.k8s.io/v1/ingresses."""
+        if path not in _LISTS:
+            raise ValueError(f"no route for {path}")
+        api_class, method = _LISTS[path]
+        try:
+            resp = getattr(api_class(self.api_client), method)(_preload_content=False)
+        except ApiException as err:
+            raise _api_error(err) from None
+        return json.loads(resp.data or b"{}")
 
     def create_event(self, namespace: str, body: dict) -> None:
         try:

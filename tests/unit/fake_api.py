@@ -50,6 +50,10 @@ class FakeApi:
             raise kube.ApiError(404, f"{path} not found")
         return copy.deepcopy(self.objects[path])
 
+    def list(self, path: str) -> dict:
+        """A cluster-wide collection, stored under its path like an object."""
+        return self.get(path)
+
     def put(self, path: str, body: dict) -> dict:
         current = self.objects[path]
         if self.conflicts.get(path):

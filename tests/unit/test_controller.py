@@ -210,3 +210,30 @@ def test_a_failed_list_never_stops_convergence(reconciler: controller.Reconciler
 def test_without_the_policy_nothing_is_listed(reconciler: controller.Reconciler, api: FakeApi):
     assert reconciler.reconcile() is None
     assert INGRESSES not in api.writes and reconciler.status.publicationViolations == []
+
+
+def test_the_official_client_lists_each_collection_the_scan_reads(monkeypatch):
+    """KubeObjects.list: the typed cluster-wide list calls, their JSON as a dict; unknown paths refused."""
+    from types import SimpleNamespace
+
+    from kubernetes import client as k8s
+
+    from k2s_dns.kubeclient import KubeObjects
+
+    called = []
+
+    def fake(name):
+        def method(self, **kwargs):
+            called.append((name, kwargs))
+            return SimpleNamespace(data=b'{"items": [{"metadata": {"name": "x"}}]}')
+
+        return method
+
+    monkeypatch.setattr(k8s.NetworkingV1Api, "list_ingress_for_all_namespaces", fake("ingresses"))
+    monkeypatch.setattr(k8s.CoreV1Api, "list_namespace", fake("namespaces"))
+    objects = KubeObjects(k8s.ApiClient())
+    assert objects.list(controller.SOURCE_LISTS["ingress"][1])["items"][0]["metadata"]["name"] == "x"
+    objects.list("/api/v1/namespaces")
+    assert called == [("ingresses", {"_preload_content": False}), ("namespaces", {"_preload_content": False})]
+    with pytest.raises(ValueError, match="no route"):
+        objects.list("/apis/gateway.networking.k8s.io/v1/httproutes")
