@@ -527,11 +527,15 @@ def _owned_names_regex(domains: list[str]) -> str:
 
     plugin/kubernetes (parse.go) looks up in the API only names under `svc.<domain>` and `pod.<domain>`;
     elsewhere in the domain it answers just the apex (SOA/NS), `ns.dns.<domain>` (the DNS Service's address)
-    and `dns-version.<domain>` (TXT). `[.]` instead of `\\.`: a backslash is an escape to CoreDNS's lexer."""
+    and `dns-version.<domain>` (TXT). Also names that end in the domain twice (`<x>.<domain>.<domain>`): the
+    third search-list candidate of every Service FQDN written without its final dot, e.g.
+    `db.prod.svc.cluster.local.cluster.local` for `db.prod.svc.cluster.local` (4 dots, ndots 5), which musl
+    asks before the name itself and stops at if it gets SERVFAIL; kubeadm's block answers it NXDOMAIN.
+    `[.]` instead of `\\.`: a backslash is an escape to CoreDNS's lexer."""
     alternatives = []
     for domain in domains:
         escaped = "[.]".join(domain.rstrip(".").split("."))
-        alternatives.append(f"((.+[.])?(svc|pod)[.]|ns[.]dns[.]|dns-version[.])?{escaped}[.]")
+        alternatives.append(f"((.+[.])?(svc|pod)[.]|ns[.]dns[.]|dns-version[.]|(.+[.])?{escaped}[.])?{escaped}[.]")
     return "(?i)^(" + "|".join(alternatives) + ")$"
 
 

@@ -32,7 +32,10 @@ def refusal(host: str, namespace: str, cluster_domain: str, trusted: bool = Fals
     if h != domain and not h.endswith("." + domain):
         return None
     inner = h[: -len(domain) - 1] if h != domain else ""
-    if inner in KUBERNETES_NAMES or any(inner == k or inner.endswith("." + k) for k in KUBERNETES_LABELS):
+    # `<x>.<domain>.<domain>`: a pod's search-list expansion of a name in the domain (CoreDNS's view keeps it
+    # with the kubernetes plugin, see corefile._owned_names_regex).
+    doubled = inner == domain or inner.endswith("." + domain)
+    if doubled or inner in KUBERNETES_NAMES or any(inner == k or inner.endswith("." + k) for k in KUBERNETES_LABELS):
         return f"{h} is a name the kubernetes plugin answers (Service, Pod and DNS names of {domain}): never published"
     if trusted or inner.endswith("." + namespace):
         return None

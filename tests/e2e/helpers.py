@@ -40,9 +40,15 @@ TRUSTED_LABEL = "k2s-dns.io/trusted-publisher"
 def create_namespace(name: str, trusted: bool = True) -> None:
     """A namespace for test objects. Trusted: it may publish any name of the cluster domain (most tests use
     `<host>.cluster.local` hosts, as K2s's addons do); the publication policy tests use untrusted ones."""
-    kubectl("create", "namespace", name)
-    if trusted:
-        kubectl("label", "namespace", name, f"{TRUSTED_LABEL}=true")
+    # The label comes with the namespace, not after it: admission reads namespaces from an informer, which
+    # may not have seen a later label change when the first Ingress arrives.
+    labels = {TRUSTED_LABEL: "true"} if trusted else {}
+    kubectl(
+        "create",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}),
+    )
 
 
 def kubectl_json(*args: str) -> Any:

@@ -113,6 +113,10 @@ def test_patch_is_idempotent_and_unpatch_restores_bytes(path, settings):
         ("dns.cluster.local.", False),
         ("x.ns.dns.cluster.local.", False),
         ("svccluster.local.", False),
+        # A Service FQDN without its final dot, expanded with the last search domain (musl asks it first).
+        ("db.prod.svc.cluster.local.cluster.local.", True),
+        ("cluster.local.cluster.local.", True),
+        ("local.cluster.local.", False),
     ],
 )
 def test_the_view_leaves_every_name_the_kubernetes_plugin_answers_to_it(name, owned, settings):

@@ -32,6 +32,8 @@ D = "cluster.local"
         ("x.ns.dns.cluster.local", "dns", False, True),
         ("app.tenant.example.test", "other", False, True),  # outside the cluster domain: the zone owner's
         ("xcluster.local", "tenant", False, True),
+        ("db.prod.svc.cluster.local.cluster.local", "local", True, False),  # a search-list expansion
+        ("x.cluster.local.cluster.local", "local", False, False),
     ],
 )
 def test_rule(host, namespace, trusted, allowed):
@@ -52,7 +54,11 @@ LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 @given(st.lists(LABEL, min_size=1, max_size=4), LABEL)
 def test_anything_under_the_own_namespace_is_allowed_unless_kubernetes_answers_it(labels, namespace):
     host = ".".join([*labels, namespace, D])
-    blocked = namespace in ("svc", "pod") or (namespace == "dns" and labels == ["ns"])
+    blocked = (
+        namespace in ("svc", "pod")
+        or (namespace == "dns" and labels == ["ns"])
+        or (namespace == "local" and labels[-1] == "cluster")  # <x>.cluster.local.cluster.local
+    )
     assert (refusal(host, namespace, D) is None) is not blocked
 
 

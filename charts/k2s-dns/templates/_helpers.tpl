@@ -557,7 +557,8 @@ cluster domain share names, every name the kubernetes plugin answers stays with 
 {{- $zone := trimSuffix "." .Values.zone | lower -}}
 {{- $domain := trimSuffix "." .Values.clusterDomain | lower -}}
 {{- if or (eq $zone $domain) (hasSuffix (printf ".%s" $domain) $zone) (hasSuffix (printf ".%s" $zone) $domain) -}}
-not (name() matches '(?i)^(((.+[.])?(svc|pod)[.]|ns[.]dns[.]|dns-version[.])?{{ $domain | replace "." "[.]" }}[.])$')
+{{- $d := $domain | replace "." "[.]" -}}
+not (name() matches '(?i)^(((.+[.])?(svc|pod)[.]|ns[.]dns[.]|dns-version[.]|(.+[.])?{{ $d }}[.])?{{ $d }}[.])$')
 {{- else -}}
 true
 {{- end -}}
@@ -578,7 +579,7 @@ what the kubernetes plugin answers; otherwise under `<namespace>.<domain>`, or a
 */}}
 {{- define "k2s-dns.policy.allowed" -}}
 {{- $d := trimSuffix "." .Values.clusterDomain | lower -}}
-(!(h == '{{ $d }}' || h.endsWith('.{{ $d }}')) || (!(h == '{{ $d }}' || h == 'svc.{{ $d }}' || h.endsWith('.svc.{{ $d }}') || h == 'pod.{{ $d }}' || h.endsWith('.pod.{{ $d }}') || h == 'ns.dns.{{ $d }}' || h == 'dns-version.{{ $d }}') && (variables.trusted || h.endsWith('.' + request.namespace + '.{{ $d }}'))))
+(!(h == '{{ $d }}' || h.endsWith('.{{ $d }}')) || (!(h == '{{ $d }}' || h == 'svc.{{ $d }}' || h.endsWith('.svc.{{ $d }}') || h == 'pod.{{ $d }}' || h.endsWith('.pod.{{ $d }}') || h == 'ns.dns.{{ $d }}' || h == 'dns-version.{{ $d }}' || h == '{{ $d }}.{{ $d }}' || h.endsWith('.{{ $d }}.{{ $d }}')) && (variables.trusted || h.endsWith('.' + request.namespace + '.{{ $d }}'))))
 {{- end }}
 
 {{/* The source kinds the policy covers (YAML list of {kind, group, version, resource, hosts}): one per enabled
@@ -658,7 +659,7 @@ finds nothing in `helm template`. Names under svc./pod. are left out: CoreDNS ne
 {{- range $hosts }}
 {{- $h := trim . | lower | trimSuffix "." }}
 {{- $inner := trimSuffix (printf ".%s" $d) $h }}
-{{- $kube := or (eq $h $d) (eq $inner "svc") (hasSuffix ".svc" $inner) (eq $inner "pod") (hasSuffix ".pod" $inner) (eq $inner "ns.dns") (eq $inner "dns-version") }}
+{{- $kube := or (eq $h $d) (eq $inner "svc") (hasSuffix ".svc" $inner) (eq $inner "pod") (hasSuffix ".pod" $inner) (eq $inner "ns.dns") (eq $inner "dns-version") (eq $inner $d) (hasSuffix (printf ".%s" $d) $inner) }}
 {{- if and (hasSuffix (printf ".%s" $d) $h) (not $kube) (not (hasSuffix (printf ".%s" $ns) $inner)) }}
 {{- $found = append $found (printf "%s %s/%s: %s" $o.kind $ns $o.obj.metadata.name $h) }}
 {{- end }}
