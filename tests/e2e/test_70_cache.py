@@ -103,17 +103,18 @@ def test_the_zone_block_caches_and_kubeadms_stanza_is_untouched(release, resolve
     original, patched = original_corefile(), current_corefile()
     assert kubeadm_cache(patched) == kubeadm_cache(original), "kubeadm's cache stanza must stay as it was"
     assert ZONE_CACHE in zone_block_text(patched)
-    # The kubernetes plugin's answers are never served from a cache: their TTL never counts down.
+    # Service names are never served from a cache: their TTL never counts down. (PTR answers are cached as
+    # kubeadm's stanza says, as before install: the chart no longer touches it.)
     expected = kubernetes_ttl(patched)
     service = "kubernetes.default.svc.cluster.local"
     assert set(ttls_over(resolver, service)) == {expected}, f"{service} answered from a cache"
-    ptr = dns.reversename.from_address(kubernetes_ip).to_text()
-    assert set(ttls_over(resolver, ptr, "PTR")) == {expected}, f"PTR {ptr} answered from a cache"
 
 
 def test_ingress_name_carries_the_record_ttl_and_is_cached(ingresses, resolver):
     ingresses.apply("cached", ["cached.cluster.local"], ["192.0.2.80"])
     wait_for(resolves_to(resolver, "cached.cluster.local", {"192.0.2.80"}), 60, "cached.cluster.local", diagnostics)
+    # The other CoreDNS replica may still hold the NXDOMAIN of a poll from the last second (denial cache, 1 s).
+    time.sleep(1.5)
     values = etcdctl("get", "--prefix", "/skydns/local/cluster/cached/", "--print-value-only").splitlines()
     records = [json.loads(v) for v in values if v.startswith("{")]
     assert [r.get("ttl") for r in records if "host" in r] == [RECORD_TTL], records
