@@ -5,11 +5,11 @@
 # minutes, so the estimate tells a waiting person whether the machine is stuck.
 #   images/all.sh            all steps
 . "$(dirname "$0")/lib/common.sh"
-steps=(node external-dns hook kube-router local-path workstation musl-client)
+steps=(node external-dns hook kube-router local-path workstation musl-client conformance)
 timings="$CACHE/timings"; mkdir -p "$timings"
 # Cold builds measured on a 2-core machine (README's timing table): the estimate before this machine has
 # built a step once.
-declare -A cold=([node]=1500 [external-dns]=600 [hook]=60 [kube-router]=235 [local-path]=345 [workstation]=45 [musl-client]=40)
+declare -A cold=([node]=1500 [external-dns]=600 [hook]=60 [kube-router]=235 [local-path]=345 [workstation]=45 [musl-client]=40 [conformance]=300)
 total=${#steps[@]} i=0 start=$SECONDS
 "$IMAGES_DIR/engine/docker.sh" up >&2
 for step in "${steps[@]}"; do

@@ -29,6 +29,9 @@ images=(
   "docker.io/rancher/local-path-provisioner:$LOCAL_PATH_PROVISIONER_VERSION"
   "$LOCAL_PATH_HELPER_IMAGE"
   "$MUSL_CLIENT_IMAGE"
+  # The Kubernetes DNS conformance tests' images (images/conformance/build.sh, tests/e2e/test_57_conformance.py).
+  "registry.k8s.io/e2e-test-images/agnhost:$AGNHOST_VERSION"
+  "registry.k8s.io/e2e-test-images/jessie-dnsutils:$JESSIE_DNSUTILS_TAG"
 )
 # make bench's peer (k8s_gateway): loaded when built (images/k8s-gateway/build.sh); otherwise the bench
 # builds and loads it itself when it measures the peer.
