@@ -22,9 +22,12 @@ from .helpers import (
     ServiceProbe,
     cluster_dns,
     create_namespace,
+    glibc_lookup,
     helm,
     kubectl,
     kubectl_json,
+    musl_lookup,
+    musl_pod,
     sleeper_pod,
     wait_for,
 )
@@ -136,19 +139,23 @@ def hook_image() -> str:
 
 @pytest.fixture(scope="session")
 def client_pod(hook_image: str) -> Iterator[str]:
-    """A pod whose resolver is the cluster's (glibc, search path from its resolv.conf)."""
+    """Two pods whose resolver is the cluster's (search path from their resolv.conf): `client` (glibc) and
+    `musl` (the musl-client image)."""
     kubectl("create", "namespace", CLIENT_NAMESPACE)
-    pod = sleeper_pod("client", CLIENT_NAMESPACE, hook_image)
-    kubectl("apply", "-f", "-", stdin=json.dumps(pod))
-    kubectl("-n", CLIENT_NAMESPACE, "wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
+    for pod in (sleeper_pod("client", CLIENT_NAMESPACE, hook_image), musl_pod("musl", CLIENT_NAMESPACE)):
+        kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    for pod in ("client", "musl"):
+        kubectl("-n", CLIENT_NAMESPACE, "wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=120s")
     yield "client"
     kubectl("delete", "namespace", CLIENT_NAMESPACE, "--ignore-not-found", "--wait=true")
 
 
 def pod_lookup(name: str) -> set[str]:
-    """Addresses `name` resolves to inside the client pod (getaddrinfo, so the search path applies)."""
-    out = kubectl("-n", CLIENT_NAMESPACE, "exec", "client", "--", "getent", "ahosts", name, check=False)
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
+    """IPv4 addresses `name` resolves to inside the client pods (getaddrinfo, so the search path applies):
+    glibc's, when musl's are the same; otherwise both, so the test's comparison fails and shows them."""
+    glibc = glibc_lookup(CLIENT_NAMESPACE, "client", name)
+    musl = musl_lookup(CLIENT_NAMESPACE, "musl", name)
+    return glibc if glibc == musl else {f"glibc: {sorted(glibc)}", f"musl: {sorted(musl)}"}
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -20,6 +21,8 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+
+from tests.conftest import REPO
 
 NAMESPACE = os.environ.get("E2E_RELEASE_NAMESPACE", "k2s-dns")
 RELEASE = "k2s-dns"
@@ -344,6 +347,26 @@ class Watch:
                     continue
             self.slowest = max(self.slowest, time.monotonic() - began)
             time.sleep(0.1)
+
+
+def glibc_lookup(namespace: str, pod: str, name: str) -> set[str]:
+    """IPv4 addresses glibc's getaddrinfo finds for `name` in a pod with getent (its search list applied)."""
+    out = kubectl("-n", namespace, "exec", pod, "--", "getent", "ahostsv4", name, check=False)
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def musl_lookup(namespace: str, pod: str, name: str) -> set[str]:
+    """The same through musl's getaddrinfo, in a pod of the musl-client image (`/resolve NAME`)."""
+    out = kubectl("-n", namespace, "exec", pod, "--", "/resolve", name, check=False)
+    match = re.match(rf"{re.escape(name)} ok (\S+)", out.strip())
+    return {a for a in match.group(1).split(",") if ":" not in a} if match else set()
+
+
+def musl_pod(name: str, namespace: str) -> dict:
+    """A sleeper pod of the musl-client image (versions.env MUSL_CLIENT_IMAGE)."""
+    pairs = (line.split("=", 1) for line in (REPO / "versions.env").read_text().splitlines() if "=" in line)
+    image = {k.strip(): v.strip() for k, v in pairs}["MUSL_CLIENT_IMAGE"]
+    return sleeper_pod(name, namespace, image, command=("/resolve", "sleep"))
 
 
 def sleeper_pod(

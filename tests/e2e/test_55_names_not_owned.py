@@ -8,7 +8,6 @@ musl-client image), in a namespace of their own (the victim), with an untrusted 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import CHART, REPO
+from tests.conftest import CHART
 
 from .conftest import Ingresses
 from .helpers import (
@@ -25,20 +24,18 @@ from .helpers import (
     controller_status,
     create_namespace,
     diagnostics,
+    glibc_lookup,
     helm,
     kubectl,
     kubectl_json,
+    musl_lookup,
+    musl_pod,
     resolves_to,
     sleeper_pod,
     wait_for,
 )
 
 HIJACK = "10.66.6.6"
-
-
-def versions() -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in (REPO / "versions.env").read_text().splitlines() if "=" in line)
-    return {k.strip(): v.strip() for k, v in pairs if not k.startswith("#")}
 
 
 class World:
@@ -65,21 +62,16 @@ class World:
         return kubectl_json("-n", namespace, "get", "service", name)["spec"]["clusterIP"]
 
     def pods(self, hook_image: str) -> None:
-        kubectl("apply", "-f", "-", stdin=json.dumps(sleeper_pod("glibc", self.victim, hook_image)))
-        musl = sleeper_pod("musl", self.victim, versions()["MUSL_CLIENT_IMAGE"], command=("/resolve", "sleep"))
-        kubectl("apply", "-f", "-", stdin=json.dumps(musl))
+        for pod in (sleeper_pod("glibc", self.victim, hook_image), musl_pod("musl", self.victim)):
+            kubectl("apply", "-f", "-", stdin=json.dumps(pod))
         for pod in ("glibc", "musl"):
             kubectl("-n", self.victim, "wait", "--for=condition=Ready", f"pod/{pod}", "--timeout=120s")
 
     def glibc(self, name: str) -> set[str]:
-        """IPv4 addresses glibc's getaddrinfo finds for `name` in the victim pod (search list applied)."""
-        out = kubectl("-n", self.victim, "exec", "glibc", "--", "getent", "ahostsv4", name, check=False)
-        return {line.split()[0] for line in out.splitlines() if line.strip()}
+        return glibc_lookup(self.victim, "glibc", name)
 
     def musl(self, name: str) -> set[str]:
-        out = kubectl("-n", self.victim, "exec", "musl", "--", "/resolve", name, check=False)
-        match = re.match(rf"{re.escape(name)} ok (\S+)", out.strip())
-        return {a for a in match.group(1).split(",") if ":" not in a} if match else set()
+        return musl_lookup(self.victim, "musl", name)
 
     def lookups(self) -> dict[str, Callable[[str], set[str]]]:
         return {"glibc": self.glibc, "musl": self.musl}
