@@ -212,27 +212,10 @@ class Reconciler:
 
     def _object_event(self, v: policy.Violation) -> None:
         """A Warning Event on the object itself: `kubectl describe` and `kubectl get events -n <ns>` show it."""
-        if not hasattr(self.objects, "create_event"):
-            return
-        stamp = now_iso()
         api_version = "networking.k8s.io/v1" if v.kind == "Ingress" else "v1"
-        body = {
-            "metadata": {"generateName": f"{v.name}.k2s-dns-", "namespace": v.namespace},
-            "involvedObject": {"kind": v.kind, "namespace": v.namespace, "name": v.name, "apiVersion": api_version},
-            "reason": "PublicationRefused",
-            "message": f"host {v.host} breaks the k2s-dns publication policy: {v.reason}"[:1000],
-            "type": "Warning",
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": os.environ.get("POD_NAME", COMPONENT),
-        }
-        try:
-            self.objects.create_event(v.namespace, body)  # type: ignore[attr-defined]
-        except kube.ApiError as err:
-            log(f"could not record event PublicationRefused on {v}: {err}")
+        involved = {"kind": v.kind, "namespace": v.namespace, "name": v.name, "apiVersion": api_version}
+        message = f"host {v.host} breaks the k2s-dns publication policy: {v.reason}"
+        self._post_event(involved, "Warning", "PublicationRefused", message)
 
     def _phase(self, phase: str, message: str) -> None:
         self.status.phase, self.status.message = phase, message
@@ -249,10 +232,17 @@ class Reconciler:
         kind, name, api_version = (
             ("ConfigMap", d.configmap, "v1") if target == "configmap" else ("Deployment", d.deployment, "apps/v1")
         )
+        involved = {"kind": kind, "namespace": d.namespace, "name": name, "apiVersion": api_version}
+        self._post_event(involved, type_, reason, message)
+
+    def _post_event(self, involved: dict, type_: str, reason: str, message: str) -> None:
+        """Record an Event about `involved` (kind, namespace, name, apiVersion) in its namespace."""
+        if not hasattr(self.objects, "create_event"):
+            return
         stamp = now_iso()
         body = {
-            "metadata": {"generateName": f"{name}.k2s-dns-", "namespace": d.namespace},
-            "involvedObject": {"kind": kind, "namespace": d.namespace, "name": name, "apiVersion": api_version},
+            "metadata": {"generateName": f"{involved['name']}.k2s-dns-", "namespace": involved["namespace"]},
+            "involvedObject": involved,
             "reason": reason,
             "message": message[:1000],
             "type": type_,
@@ -264,9 +254,9 @@ class Reconciler:
             "reportingInstance": os.environ.get("POD_NAME", COMPONENT),
         }
         try:
-            self.objects.create_event(d.namespace, body)  # type: ignore[attr-defined]
+            self.objects.create_event(involved["namespace"], body)  # type: ignore[attr-defined]
         except kube.ApiError as err:
-            log(f"could not record event {reason}: {err}")
+            log(f"could not record event {reason} on {involved['kind']} {involved['name']}: {err}")
 
 
 class Controller:

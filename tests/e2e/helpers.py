@@ -349,6 +349,21 @@ class Watch:
             time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def etcd_down(resolver: Resolver, host: str, address: str) -> Iterator[float]:
+    """The chart's etcd scaled to 0 (pods gone) for the `with` block, which gets the time it went down; then
+    scaled back, until the published `host` answers `address` again (ExternalDNS may sit in its back-off)."""
+    kubectl("-n", NAMESPACE, "scale", "statefulset", f"{RELEASE}-etcd", "--replicas=0")
+    try:
+        selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=etcd"
+        wait_for(lambda: not kubectl_json("-n", NAMESPACE, "get", "pods", "-l", selector)["items"], 120, "etcd gone")
+        yield time.time()
+    finally:
+        kubectl("-n", NAMESPACE, "scale", "statefulset", f"{RELEASE}-etcd", "--replicas=1")
+        kubectl("-n", NAMESPACE, "rollout", "status", f"statefulset/{RELEASE}-etcd", "--timeout=180s")
+        wait_for(resolves_to(resolver, host, {address}), 240, "published name back", diagnostics, interval=1)
+
+
 def glibc_lookup(namespace: str, pod: str, name: str) -> set[str]:
     """IPv4 addresses glibc's getaddrinfo finds for `name` in a pod with getent (its search list applied)."""
     out = kubectl("-n", namespace, "exec", pod, "--", "getent", "ahostsv4", name, check=False)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 
 from tests.conftest import REPO
 
-from .helpers import NAMESPACE, RELEASE, diagnostics, kubectl, kubectl_json, progress, resolves_to, wait_for
+from .helpers import diagnostics, etcd_down, progress, resolves_to, wait_for
 
 SPECS = 8
 RUN = REPO / "tests/conformance/run.sh"
@@ -34,14 +33,6 @@ def test_dns_conformance_with_the_charts_etcd_down(ingresses, resolver, service_
     host = f"conformance-{ingresses.namespace.rsplit('-', 1)[-1]}.cluster.local"
     ingresses.apply("conformance", [host], ["192.0.2.57"])
     wait_for(resolves_to(resolver, host, {"192.0.2.57"}), 240, "published name before the outage", diagnostics)
-    start = time.time()
-    kubectl("-n", NAMESPACE, "scale", "statefulset", f"{RELEASE}-etcd", "--replicas=0")
-    try:
-        selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=etcd"
-        wait_for(lambda: not kubectl_json("-n", NAMESPACE, "get", "pods", "-l", selector)["items"], 120, "etcd gone")
+    with etcd_down(resolver, host, "192.0.2.57") as start:
         conformance(figure, "chart's etcd scaled to 0")
         assert service_probe.failures_since(start) == []
-    finally:
-        kubectl("-n", NAMESPACE, "scale", "statefulset", f"{RELEASE}-etcd", "--replicas=1")
-        kubectl("-n", NAMESPACE, "rollout", "status", f"statefulset/{RELEASE}-etcd", "--timeout=180s")
-        wait_for(resolves_to(resolver, host, {"192.0.2.57"}), 240, "published name back", diagnostics, interval=1)
