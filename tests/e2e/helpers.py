@@ -153,6 +153,17 @@ def resolves_to(resolver: Resolver, name: str, expected: set[str], rdtype: str =
     return check
 
 
+# The zone's server block caches NXDOMAIN for a second (corefile._zone_block_lines: `denial 9984 1 1`): a
+# CoreDNS replica asked for a name in the second before it was published may deny it that much longer.
+DENIAL_TTL = 1.0
+
+
+def wait_published(resolver: Resolver, host: str, expected: set[str], timeout: float, what: str) -> None:
+    """Until `host` answers `expected`, and then as long as another replica may still deny it."""
+    wait_for(resolves_to(resolver, host, expected), timeout, what, diagnostics)
+    time.sleep(DENIAL_TTL + 0.2)
+
+
 def is_nxdomain(resolver: Resolver, name: str) -> Callable[[], bool]:
     return lambda: resolver.query(name).rcode == "NXDOMAIN"
 

@@ -6,7 +6,17 @@ import time
 
 import pytest
 
-from .helpers import NAMESPACE, RELEASE, diagnostics, etcdctl, kubectl, resolves_to, restart_coredns_pods, wait_for
+from .helpers import (
+    NAMESPACE,
+    RELEASE,
+    diagnostics,
+    etcdctl,
+    kubectl,
+    resolves_to,
+    restart_coredns_pods,
+    wait_for,
+    wait_published,
+)
 
 RECOVERY = 240  # ExternalDNS crash-loops (with back-off) while etcd is away
 
@@ -20,7 +30,7 @@ def published(ingresses, resolver):
     check = resolves_to(resolver, host, {"192.0.2.90"})
     # The previous fault may have left ExternalDNS in its crash back-off (it exits on an etcd error of a sync;
     # seen: 30-49 s in full-suite runs): wait as long as after a fault, a bound, not a target.
-    wait_for(check, RECOVERY, "record before the fault", diagnostics)
+    wait_published(resolver, host, {"192.0.2.90"}, RECOVERY, "record before the fault")
     return check
 
 

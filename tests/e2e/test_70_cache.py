@@ -32,6 +32,7 @@ from .helpers import (
     kubectl_json,
     resolves_to,
     wait_for,
+    wait_published,
 )
 
 RECORD_TTL = 5  # externalDNS.recordTTL's default
@@ -112,9 +113,7 @@ def test_the_zone_block_caches_and_kubeadms_stanza_is_untouched(release, resolve
 
 def test_ingress_name_carries_the_record_ttl_and_is_cached(ingresses, resolver):
     ingresses.apply("cached", ["cached.cluster.local"], ["192.0.2.80"])
-    wait_for(resolves_to(resolver, "cached.cluster.local", {"192.0.2.80"}), 60, "cached.cluster.local", diagnostics)
-    # The other CoreDNS replica may still hold the NXDOMAIN of a poll from the last second (denial cache, 1 s).
-    time.sleep(1.5)
+    wait_published(resolver, "cached.cluster.local", {"192.0.2.80"}, 60, "cached.cluster.local")
     values = etcdctl("get", "--prefix", "/skydns/local/cluster/cached/", "--print-value-only").splitlines()
     records = [json.loads(v) for v in values if v.startswith("{")]
     assert [r.get("ttl") for r in records if "host" in r] == [RECORD_TTL], records
