@@ -601,8 +601,8 @@ def patch(
     """Return the Corefile with k2s-dns's server block for the zone in place.
 
     The block goes right before the server block that serves the zone today (server None: the one CoreDNS
-    sends the zone's names to on port 53; otherwise the block with that key, an explicit override), copies its
-    `bind`, and leaves it and every other block untouched. See _zone_block_lines for why a block of its own.
+    sends the zone's names to on port 53; otherwise the block with that key, an explicit override), repeats its
+    COPIED lines, and leaves it and every other block untouched. See _zone_block_lines for why a block of its own.
     adopt_existing: comment out a foreign etcd plugin for exactly this zone in that block (kept in a
     managed region; unpatch puts it back).
     Idempotent: patching a patched Corefile replaces what k2s-dns added (also an older k2s-dns's

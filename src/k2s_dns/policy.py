@@ -26,6 +26,11 @@ def normal(host: str) -> str:
     return host.strip().lower().rstrip(".")
 
 
+def is_trusted(namespace: str, labels: dict, trusted_namespaces: tuple[str, ...], trusted_label: str) -> bool:
+    """A namespace may publish anywhere in the cluster domain: listed by name, or labelled `<label>=true`."""
+    return namespace in trusted_namespaces or bool(trusted_label and labels.get(trusted_label) == "true")
+
+
 def refusal(host: str, namespace: str, cluster_domain: str, trusted: bool = False) -> str | None:
     """Why `namespace` may not publish `host` (None: it may)."""
     h, domain = normal(host), normal(cluster_domain)
@@ -87,7 +92,7 @@ def violations(
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace", "")
         labels = namespace_labels.get(namespace) or {}
-        trusted = namespace in trusted_namespaces or bool(trusted_label and labels.get(trusted_label) == "true")
+        trusted = is_trusted(namespace, labels, trusted_namespaces, trusted_label)
         for host in hosts_of(kind, obj):
             why = refusal(host, namespace, cluster_domain, trusted)
             if why:

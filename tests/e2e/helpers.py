@@ -390,9 +390,15 @@ def musl_lookup(namespace: str, pod: str, name: str) -> set[str]:
 
 def musl_pod(name: str, namespace: str) -> dict:
     """A sleeper pod of the musl-client image (versions.env MUSL_CLIENT_IMAGE)."""
-    pairs = (line.split("=", 1) for line in (REPO / "versions.env").read_text().splitlines() if "=" in line)
-    image = {k.strip(): v.strip() for k, v in pairs}["MUSL_CLIENT_IMAGE"]
-    return sleeper_pod(name, namespace, image, command=("/resolve", "sleep"))
+    return sleeper_pod(name, namespace, version("MUSL_CLIENT_IMAGE"), command=("/resolve", "sleep"))
+
+
+def version(key: str) -> str:
+    """A pin from versions.env (KEY=value lines)."""
+    for line in (REPO / "versions.env").read_text().splitlines():
+        if line.startswith(f"{key}="):
+            return line.split("=", 1)[1]
+    raise AssertionError(f"versions.env has no {key}")
 
 
 def sleeper_pod(

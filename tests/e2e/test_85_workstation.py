@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 
-from .helpers import ZONE, diagnostics, kubectl_json, resolves_to, wait_for
+from .helpers import ZONE, diagnostics, kubectl_json, resolves_to, version, wait_for
 
 IMAGE = "k2s-dns.local/workstation:"
 
@@ -24,13 +24,6 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     if check and result.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
     return result
-
-
-def debian_suite() -> str:
-    for line in (REPO / "versions.env").read_text().splitlines():
-        if line.startswith("DEBIAN_SUITE="):
-            return line.split("=", 1)[1]
-    raise AssertionError("versions.env has no DEBIAN_SUITE")
 
 
 def node_address() -> str:
@@ -49,7 +42,7 @@ def workstation(resolver) -> Iterator[Callable[[str], subprocess.CompletedProces
     name = f"k2s-dns-e2e-workstation-{uuid.uuid4().hex[:6]}"
     docker(
         "run", "-d", "--name", name, "--privileged", "--cgroupns=private", "--tmpfs", "/run", "--tmpfs", "/tmp",
-        "--security-opt", "seccomp=unconfined", "--network", "kind", IMAGE + debian_suite(),
+        "--security-opt", "seccomp=unconfined", "--network", "kind", IMAGE + version("DEBIAN_SUITE"),
     )  # fmt: skip
 
     def sh(script: str) -> subprocess.CompletedProcess:

@@ -823,8 +823,7 @@ def policy_refusal(host: str, namespace: str, facts: dict) -> str | None:
     if desired is None or not desired.publication_policy:
         return None
     labels = (facts.get("namespace_labels") or {}).get(namespace) or {}
-    label = desired.trusted_namespace_label
-    trusted = namespace in desired.trusted_namespaces or bool(label and labels.get(label) == "true")
+    trusted = policy.is_trusted(namespace, labels, desired.trusted_namespaces, desired.trusted_namespace_label)
     return policy.refusal(host, namespace, desired.cluster_domain, trusted)
 
 
